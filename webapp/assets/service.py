@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from webapp.assets.models import Asset
+from webapp.assets.schemas import AssetCreate
+
+
+class DuplicateAssetCode(Exception):
+    pass
+
+
+def list_assets(session: Session) -> Sequence[Asset]:
+    return session.scalars(select(Asset).order_by(Asset.code, Asset.id)).all()
+
+
+def get_asset(session: Session, asset_id: int) -> Asset | None:
+    """None for a missing id and for another tenant's id alike (the scoping hook)."""
+    return session.scalar(select(Asset).where(Asset.id == asset_id))
+
+
+def get_asset_by_code(session: Session, code: str) -> Asset | None:
+    return session.scalar(select(Asset).where(Asset.code == code))
+
+
+def create_asset(session: Session, data: AssetCreate) -> Asset:
+    asset = Asset(**data.model_dump())
+    session.add(asset)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise DuplicateAssetCode(data.code) from exc
+    return asset

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from webapp.assets import service
+from webapp.assets.models import Asset
+from webapp.assets.schemas import AssetCreate, AssetOut
+from webapp.deps import AssetId, CurrentUser, EngineerUser, SessionDep
+
+router = APIRouter(prefix="/api/assets", tags=["assets"])
+
+
+def get_current_asset(asset_id: AssetId, db: SessionDep, _user: CurrentUser) -> Asset:
+    """Find it in the user's tenant or 404: another tenant's id looks exactly like a missing one."""
+    asset = service.get_asset(db, asset_id)
+    if asset is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Asset {asset_id} not found")
+    return asset
+
+
+CurrentAsset = Annotated[Asset, Depends(get_current_asset)]
+
+
+@router.post("", response_model=AssetOut, status_code=status.HTTP_201_CREATED)
+def create_asset(data: AssetCreate, db: SessionDep, _user: EngineerUser) -> Asset:
+    try:
+        return service.create_asset(db, data)
+    except service.DuplicateAssetCode:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"An asset with code {data.code!r} already exists"
+        ) from None
+
+
+@router.get("/{asset_id}", response_model=AssetOut)
+def read_asset(asset: CurrentAsset) -> Asset:
+    return asset

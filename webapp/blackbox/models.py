@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.db import Base, TenantMixin, utcnow
+
+SEVERITIES = ("INFO", "WARNING", "CRITICAL")
+INCIDENT_STATUSES = ("open", "acknowledged", "closed")
+
+
+class BlackBoxEvent(TenantMixin, Base):
+    __tablename__ = "blackbox_event"
+    __table_args__ = (Index("ix_blackbox_event_tenant_id_event_time", "tenant_id", "event_time"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("asset.id"), index=True)
+    source_system: Mapped[str] = mapped_column(String(64))
+    source_type: Mapped[str] = mapped_column(String(64))
+    event_category: Mapped[str] = mapped_column(String(32))
+    event_time: Mapped[datetime] = mapped_column(default=utcnow)
+    severity: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BlackBoxIncident(TenantMixin, Base):
+    __tablename__ = "blackbox_incident"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("asset.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    first_event_id: Mapped[int | None] = mapped_column(ForeignKey("blackbox_event.id"))
+    last_event_id: Mapped[int | None] = mapped_column(ForeignKey("blackbox_event.id"))
+    event_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive means UTC (DESIGN.md §5)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UTCDatetime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    asset_id: int | None
+    source_system: str
+    source_type: str
+    event_category: str
+    event_time: UTCDatetime
+    severity: str
+    summary: str
+    payload: dict[str, Any]
+
+
+class EventList(BaseModel):
+    events: list[EventOut]
+
+
+class IncidentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    asset_id: int | None
+    title: str
+    severity: str
+    status: str
+    opened_at: UTCDatetime
+    acknowledged_at: UTCDatetime | None
+    closed_at: UTCDatetime | None
+    first_event_id: int | None
+    last_event_id: int | None
+    event_count: int
+
+
+class IncidentList(BaseModel):
+    incidents: list[IncidentOut]

@@ -1,0 +1,121 @@
+"""`optria-iq` console script: migrate, seed-demo, serve, demo, create-tenant, create-user."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from webapp.config import PROJECT_ROOT, Settings, get_settings
+from webapp.db import create_db_engine, create_session_factory, tenant_session
+from webapp.tenancy.models import Role
+
+
+def migrate(settings: Settings) -> None:
+    from alembic.config import Config
+
+    from alembic import command
+
+    if settings.database_url.startswith("sqlite:///"):
+        (PROJECT_ROOT / "var").mkdir(exist_ok=True)
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = settings.database_url
+    command.upgrade(config, "head")
+
+
+def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    return create_session_factory(create_db_engine(settings.database_url))
+
+
+def seed_demo(settings: Settings) -> None:
+    from webapp.demo.seed import seed_demo_tenant
+
+    with tenant_session(_session_factory(settings), None) as session:
+        summary = seed_demo_tenant(session, password=settings.demo_password)
+    print(
+        f"Demo tenant ARAMCO_DEMO: {'created' if summary.tenant_created else 'present'}; "
+        f"users created: {len(summary.users_created)}; assets created: "
+        f"{len(summary.assets_created)}"
+    )
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run("webapp.main:create_app", factory=True, host=settings.host, port=settings.port)
+
+
+def create_tenant_command(settings: Settings, code: str, name: str, timezone: str) -> int:
+    from webapp.tenancy.service import create_tenant, get_tenant_by_code
+
+    with tenant_session(_session_factory(settings), None) as session:
+        if get_tenant_by_code(session, code) is not None:
+            print(f"error: tenant {code} already exists", file=sys.stderr)
+            return 1
+        tenant = create_tenant(session, code=code, name=name, timezone=timezone)
+        session.commit()
+        print(f"created tenant {tenant.code} (id {tenant.id})")
+    return 0
+
+
+def create_user_command(
+    settings: Settings, tenant_code: str, email: str, password: str, role: str
+) -> int:
+    from webapp.tenancy.service import create_user, find_user_by_email, get_tenant_by_code
+
+    with tenant_session(_session_factory(settings), None) as session:
+        tenant = get_tenant_by_code(session, tenant_code)
+        if tenant is None:
+            print(f"error: no tenant with code {tenant_code}", file=sys.stderr)
+            return 1
+        if find_user_by_email(session, email) is not None:
+            print(f"error: a user with email {email} already exists", file=sys.stderr)
+            return 1
+        user = create_user(session, tenant=tenant, email=email, password=password, role=Role(role))
+        session.commit()
+        print(f"created {user.role} {user.email} in {tenant.code}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="optria-iq", description="OPTRIA IQ Digital Twin")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    commands.add_parser("seed-demo", help="create or complete the ARAMCO_DEMO tenant")
+    commands.add_parser("serve", help="serve the web app")
+    commands.add_parser("demo", help="migrate, seed the demo tenant and serve")
+    tenant_parser = commands.add_parser("create-tenant", help="create a tenant")
+    tenant_parser.add_argument("code")
+    tenant_parser.add_argument("name")
+    tenant_parser.add_argument("--timezone", default="UTC")
+    user_parser = commands.add_parser("create-user", help="create a user in a tenant")
+    user_parser.add_argument("--tenant", required=True)
+    user_parser.add_argument("--email", required=True)
+    user_parser.add_argument("--password", required=True)
+    user_parser.add_argument("--role", required=True, choices=[r.value for r in Role])
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    if args.command == "migrate":
+        migrate(settings)
+    elif args.command == "seed-demo":
+        seed_demo(settings)
+    elif args.command == "serve":
+        serve(settings)
+    elif args.command == "demo":
+        migrate(settings)
+        seed_demo(settings)
+        print(
+            f"\nOPTRIA IQ demo on http://{settings.host}:{settings.port}/\n"
+            f"  log in as demo@aramco.com / {settings.demo_password} (tenant admin)\n"
+            f"  also engineer@aramco.com and viewer@aramco.com, same password\n"
+        )
+        serve(settings)
+    elif args.command == "create-tenant":
+        return create_tenant_command(settings, args.code, args.name, args.timezone)
+    elif args.command == "create-user":
+        return create_user_command(settings, args.tenant, args.email, args.password, args.role)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

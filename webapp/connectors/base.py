@@ -1,0 +1,310 @@
+"""Connector contract and the shared columnar helpers every connector builds on.
+
+A connector turns one historian's protocol into a `Series`: three parallel numpy arrays.
+Plant windows reach hundreds of thousands of points, so nothing here creates a Python object
+per point beyond what the source's client library already hands us.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import numpy as np
+
+QUALITY_GOOD, QUALITY_UNCERTAIN, QUALITY_BAD = 0, 1, 2
+QUALITY_NAMES = ("good", "uncertain", "bad")
+
+# Large enough for any window the API allows (366 days of 1 s samples is ~32 M) while still
+# fitting the 32-bit count fields some protocols use (OPC UA NumValuesPerNode is UInt32).
+WHOLE_WINDOW = 2**31 - 1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_ONE_US = timedelta(microseconds=1)
+_NS_PER_S = 1_000_000_000
+_QUALITY_BY_NAME = {name: code for code, name in enumerate(QUALITY_NAMES)}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Series:
+    """Columnar time series: int64 ns UTC timestamps (ascending), float64 values, uint8 quality.
+
+    `eq=False` because element-wise numpy comparison has no single truth value.
+    """
+
+    timestamps: np.ndarray
+    values: np.ndarray
+    quality: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Series:
+        return cls(
+            np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64), np.empty(0, dtype=np.uint8)
+        )
+
+    def __len__(self) -> int:
+        return int(self.timestamps.shape[0])
+
+    def _slice(self, start: int, stop: int) -> Series:
+        return Series(
+            self.timestamps[start:stop], self.values[start:stop], self.quality[start:stop]
+        )
+
+    def take(self, indices: np.ndarray) -> Series:
+        """The points at `indices` (which the caller keeps ascending)."""
+        return Series(self.timestamps[indices], self.values[indices], self.quality[indices])
+
+    def tail(self, n: int) -> Series:
+        """The last `n` points."""
+        if n <= 0:
+            return Series.empty()
+        return self._slice(max(len(self) - n, 0), len(self))
+
+    def window(self, from_ns: int | None, to_ns: int) -> Series:
+        """Points with from_ns <= t <= to_ns (both ends inclusive; None means unbounded)."""
+        start = 0 if from_ns is None else int(np.searchsorted(self.timestamps, from_ns, "left"))
+        stop = int(np.searchsorted(self.timestamps, to_ns, "right"))
+        return self._slice(start, max(start, stop))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Series]) -> Series:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            np.concatenate([p.timestamps for p in parts]),
+            np.concatenate([p.values for p in parts]),
+            np.concatenate([p.quality for p in parts]),
+        )
+
+
+class ConnectorError(Exception):
+    """The source is unreachable, timed out, refused auth, or answered garbage.
+
+    str() is a clear operator-readable message (no stack traces, no secrets).
+    """
+
+
+class Connector(ABC):
+    """One historian integration. Instances hold the client session; see registry.get_connector."""
+
+    type: ClassVar[str]
+
+    def __init__(self, config: Mapping[str, Any], *, timeout: float = 5.0) -> None:
+        self.config: dict[str, Any] = self.validate_config(config)
+        self.timeout = float(timeout)
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Checks shared by every type; subclasses extend it and call super() first."""
+        if not isinstance(config, Mapping):
+            raise ValueError("config must be a JSON object")
+        cfg = dict(config)
+        if "fallback" in cfg and cfg["fallback"] != "synthetic":
+            raise ValueError('config key "fallback" must be "synthetic" when present')
+        return cfg
+
+    @abstractmethod
+    async def fetch_timeseries(
+        self, tag: str, from_time: datetime | None, to_time: datetime, limit: int = 100
+    ) -> Series:
+        """The latest `limit` points with from_time <= t <= to_time, ascending.
+
+        With from_time None: the latest `limit` points at or before to_time.
+        """
+        ...
+
+    async def fetch_plot(
+        self, tag: str, from_time: datetime, to_time: datetime, max_points: int
+    ) -> Series:
+        """The window reduced to <= max_points (MinMaxLTTB keeping global min and max)."""
+        # Imported here: timeseries.downsample imports this module.
+        from webapp.timeseries.downsample import downsample
+
+        series = await self.fetch_timeseries(tag, from_time, to_time, limit=WHOLE_WINDOW)
+        return downsample(series, max_points)
+
+    @abstractmethod
+    async def fetch_latest(self, tag: str) -> Series:
+        """0 or 1 point: the newest reading."""
+        ...
+
+    @abstractmethod
+    async def test_connection(self) -> None:
+        """Raise ConnectorError with a clear message when the source is not usable."""
+        ...
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; stateless connectors keep it
+        """Release clients/sessions."""
+
+
+# --- config helpers -------------------------------------------------------------------------
+
+
+def require_str(cfg: Mapping[str, Any], key: str) -> str:
+    value = cfg.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f'config key "{key}" is required and must be a non-empty string')
+    return value.strip()
+
+
+def optional_str(cfg: Mapping[str, Any], key: str) -> str | None:
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f'config key "{key}" must be a string')
+    return value
+
+
+def optional_bool(cfg: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = cfg.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f'config key "{key}" must be true or false')
+    return value
+
+
+# --- time helpers ---------------------------------------------------------------------------
+
+
+def datetime_to_ns(dt: datetime) -> int:
+    """Exact ns since epoch; naive datetimes are taken as UTC (the app's convention)."""
+    epoch = _EPOCH if dt.tzinfo is not None else _EPOCH_NAIVE
+    return ((dt - epoch) // _ONE_US) * 1000
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """Aware UTC datetime (microsecond resolution: sub-µs digits are floored)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def datetimes_to_ns(values: Sequence[datetime]) -> np.ndarray:
+    """Vector of datetimes (all naive-UTC or all aware) to int64 ns."""
+    if not values:
+        return np.empty(0, dtype=np.int64)
+    if values[0].tzinfo is not None:
+        # numpy refuses aware datetimes; normalise to naive UTC first.
+        values = [v.astimezone(UTC).replace(tzinfo=None) for v in values]
+    return np.array(values, dtype="datetime64[us]").astype("datetime64[ns]").view(np.int64)
+
+
+def parse_iso_timestamps(texts: Sequence[str]) -> np.ndarray:
+    """ISO 8601 UTC strings ('...Z', up to 9 fractional digits) to int64 ns, vectorised.
+
+    Strings with an explicit offset fall back to per-item parsing.
+    """
+    if not texts:
+        return np.empty(0, dtype=np.int64)
+    try:
+        if all(t[-1] in "Zz" for t in texts):
+            return np.array([t[:-1] for t in texts], dtype="datetime64[ns]").view(np.int64)
+    except (ValueError, TypeError, IndexError):
+        pass
+    try:
+        return np.fromiter(
+            (datetime_to_ns(datetime.fromisoformat(t)) for t in texts),
+            dtype=np.int64,
+            count=len(texts),
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConnectorError(f"the source sent an unreadable timestamp ({exc})") from None
+
+
+def ns_to_iso(ns: int, digits: int = 6) -> str:
+    """ns since epoch to 'YYYY-MM-DDTHH:MM:SS[.fff…]Z' with `digits` fractional digits."""
+    seconds, frac = divmod(int(ns), _NS_PER_S)
+    text = str(np.datetime64(seconds, "s"))
+    if digits:
+        text += "." + f"{frac:09d}"[:digits]
+    return text + "Z"
+
+
+# --- value / quality helpers ----------------------------------------------------------------
+
+
+def quality_from_label(label: Any) -> int:
+    """A quality as historians store it: None → good; 'good'/'uncertain'/'bad' text;
+    or an OPC DA integer (>= 192 good, 64–191 uncertain, else bad)."""
+    if label is None:
+        return QUALITY_GOOD
+    if isinstance(label, str):
+        text = label.strip().lower()
+        if text in _QUALITY_BY_NAME:
+            return _QUALITY_BY_NAME[text]
+        try:
+            label = int(text)
+        except ValueError:
+            return QUALITY_BAD  # unknown wording: don't present it as trustworthy
+    if isinstance(label, bool):
+        return QUALITY_GOOD if label else QUALITY_BAD
+    if isinstance(label, int | float) and math.isfinite(label):
+        code = int(label)
+        if code >= 192:
+            return QUALITY_GOOD
+        return QUALITY_UNCERTAIN if code >= 64 else QUALITY_BAD
+    return QUALITY_BAD
+
+
+def to_float_array(values: Sequence[Any]) -> np.ndarray:
+    """Values to float64; anything non-numeric (None, text, dicts) becomes NaN.
+
+    Numbers (bool, int, float, Decimal, numpy scalars) convert exactly as float() does.
+    """
+    if not len(values):
+        return np.empty(0, dtype=np.float64)
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biuf":  # the common all-numeric column: one vectorised cast
+        return arr.astype(np.float64)
+    return np.fromiter(
+        (float(v) if isinstance(v, numbers.Real | Decimal) else math.nan for v in values),
+        dtype=np.float64,
+        count=len(values),
+    )
+
+
+def make_series(
+    timestamps: np.ndarray | Sequence[int],
+    values: np.ndarray | Sequence[float],
+    quality: np.ndarray | Sequence[int] | None = None,
+    *,
+    presorted: bool = False,
+) -> Series:
+    """Build a Series enforcing its invariants.
+
+    Non-finite values become bad quality, bad points get NaN values, and the points are
+    sorted by time (stable) unless the caller guarantees ascending order.
+    """
+    ts = np.asarray(timestamps, dtype=np.int64)
+    vals = np.array(values, dtype=np.float64)  # copy: we write NaNs into it
+    if quality is None:
+        q = np.zeros(ts.shape[0], dtype=np.uint8)
+    else:
+        q = np.array(quality, dtype=np.uint8)
+    if not (ts.shape == vals.shape == q.shape) or ts.ndim != 1:
+        raise ConnectorError("the source answered with mismatched timestamp/value counts")
+    q[~np.isfinite(vals)] = QUALITY_BAD
+    vals[q == QUALITY_BAD] = np.nan
+    if not presorted and ts.shape[0] > 1 and np.any(ts[1:] < ts[:-1]):
+        order = np.argsort(ts, kind="stable")
+        ts, vals, q = ts[order], vals[order], q[order]
+    return Series(ts, vals, q)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One-line description of a library exception for an operator-facing message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def latest_of(parts: Iterable[Series], limit: int) -> Series:
+    """Concatenate ascending, time-ordered parts and keep the last `limit` points."""
+    return Series.concat(list(parts)).tail(limit)

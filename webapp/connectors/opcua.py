@@ -1,0 +1,361 @@
+"""OPC UA connector (type "opcua") on asyncua.
+
+One connected client per integration, opened lazily and re-opened on the next call after the
+link dropped. History uses the low-level HistoryRead service with continuation points because
+asyncua's `read_raw_history` stops after the first page when given a value count, and servers
+cap pages (asyncua's own server at 10,000 values).
+
+Security: `security_policy` absent, empty or "None" means an unsecured channel. Otherwise it is
+asyncua's security string "Policy,Mode,client_cert,client_key[,server_cert]" (Policy one of
+Basic256Sha256, Aes128Sha256RsaOaep, Aes256Sha256RsaPss; Mode Sign or SignAndEncrypt; the
+certificate and key paths must exist on the app host), applied with `set_security_string`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from asyncua import Client, ua
+from asyncua.client.ua_client import UaClientState
+
+from .base import (
+    QUALITY_BAD,
+    QUALITY_GOOD,
+    QUALITY_UNCERTAIN,
+    Connector,
+    ConnectorError,
+    Series,
+    datetime_to_ns,
+    datetimes_to_ns,
+    describe_error,
+    make_series,
+    optional_str,
+    require_str,
+    to_float_array,
+)
+
+logger = logging.getLogger(__name__)
+
+_SECURE_POLICIES = ("Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss")
+_SECURE_MODES = ("Sign", "SignAndEncrypt")
+# Reverse reads need a real end time: asyncua servers treat an unspecified (1601) bound as
+# "no bound" and then ignore the other one.
+_FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
+# Errors from the socket, the protocol stack or a status code the server returned.
+_SOURCE_ERRORS = (ua.UaError, OSError, TimeoutError, EOFError, ConnectionError)
+
+
+def quality_from_status(code: int) -> int:
+    """OPC UA StatusCode severity bits (top two): 00 good, 01 uncertain, 10/11 bad."""
+    severity = (int(code) >> 30) & 0b11
+    if severity == 0:
+        return QUALITY_GOOD
+    return QUALITY_UNCERTAIN if severity == 1 else QUALITY_BAD
+
+
+class OPCUAConnector(Connector):
+    """OPC UA client; tags are NodeId strings such as `ns=2;s=P-101.VIB`."""
+
+    type = "opcua"
+
+    def __init__(self, config: Mapping[str, Any], *, timeout: float = 5.0) -> None:
+        super().__init__(config, timeout=timeout)
+        self.endpoint: str = self.config["endpoint"]
+        parts = urlsplit(self.endpoint)
+        # For messages: never echo credentials embedded in the endpoint URL.
+        self._shown_endpoint = f"opc.tcp://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        self._client: Client | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        cfg = super().validate_config(config)
+        endpoint = require_str(cfg, "endpoint")
+        parts = urlsplit(endpoint)
+        if parts.scheme != "opc.tcp" or not parts.hostname:
+            raise ValueError('config key "endpoint" must look like opc.tcp://host:port[/path]')
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise ValueError('config key "endpoint" has an invalid port') from None
+        cfg["endpoint"] = endpoint
+        optional_str(cfg, "username")
+        optional_str(cfg, "password")
+        policy = optional_str(cfg, "security_policy")
+        if policy is not None and policy.strip() not in ("", "None"):
+            fields = [f.strip() for f in policy.split(",")]
+            if (
+                len(fields) not in (4, 5)
+                or fields[0] not in _SECURE_POLICIES
+                or fields[1] not in _SECURE_MODES
+                or not all(fields[2:])
+            ):
+                raise ValueError(
+                    'config key "security_policy" must be "None" or '
+                    '"Policy,Mode,client_cert_path,client_key_path[,server_cert_path]" with '
+                    f"Policy in {', '.join(_SECURE_POLICIES)} and Mode in Sign, SignAndEncrypt"
+                )
+        return cfg
+
+    # --- session handling --------------------------------------------------------------------
+
+    async def _connected(self) -> Client:
+        """The integration's connected client; connects (again) when needed."""
+        loop = asyncio.get_running_loop()
+        client = self._client
+        if self._usable(client, loop):
+            return client  # type: ignore[return-value]
+        async with self._lock:
+            if self._usable(self._client, loop):
+                return self._client  # type: ignore[return-value]
+            await self._drop_client()
+            client = Client(self.endpoint, timeout=self.timeout)
+            if self.config.get("username"):
+                client.set_user(self.config["username"])
+                client.set_password(self.config.get("password") or "")
+            try:
+                async with asyncio.timeout(self.timeout):
+                    policy = (self.config.get("security_policy") or "").strip()
+                    if policy not in ("", "None"):
+                        await client.set_security_string(policy)
+                    await client.connect()
+            except (*_SOURCE_ERRORS, ValueError) as exc:
+                with contextlib.suppress(Exception):
+                    client.disconnect_socket()
+                raise ConnectorError(self._connect_failure(exc)) from None
+            self._client, self._client_loop = client, loop
+            return client
+
+    def _usable(self, client: Client | None, loop: asyncio.AbstractEventLoop) -> bool:
+        return (
+            client is not None
+            and self._client_loop is loop
+            and client.uaclient.state is UaClientState.CONNECTED
+        )
+
+    def _connect_failure(self, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            return (
+                f"OPC UA server at {self._shown_endpoint} did not answer within "
+                f"{self.timeout:g} s"
+            )
+        if isinstance(exc, ua.UaStatusCodeError) and "Identity" in type(exc).__name__:
+            return f"OPC UA server at {self._shown_endpoint} rejected the user credentials"
+        return f"cannot connect to OPC UA server at {self._shown_endpoint} ({describe_error(exc)})"
+
+    async def _drop_client(self) -> None:
+        """Forget the current client, closing it politely when its link is still up."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self._client_loop is asyncio.get_running_loop():
+            alive = client.uaclient.state is UaClientState.CONNECTED
+            with contextlib.suppress(Exception):
+                if alive:
+                    async with asyncio.timeout(self.timeout):
+                        await client.disconnect()
+                else:
+                    # A dead link can't close its session; just stop the background tasks.
+                    await client.close_session()
+        with contextlib.suppress(Exception):
+            client.disconnect_socket()
+
+    @contextlib.asynccontextmanager
+    async def _session(self, tag: str) -> AsyncIterator[Client]:
+        """A connected client for one operation; source failures become ConnectorError."""
+        client = await self._connected()
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield client
+        except ConnectorError:
+            raise
+        except ua.UaStatusCodeError as exc:
+            raise ConnectorError(_status_message(tag, exc)) from None
+        except TimeoutError:
+            # The link may be half-dead: make the next call reconnect.
+            client.uaclient.notify_transport_lost()
+            raise ConnectorError(
+                f"OPC UA server at {self._shown_endpoint} did not answer within "
+                f"{self.timeout:g} s reading {tag!r}"
+            ) from None
+        except _SOURCE_ERRORS as exc:
+            raise ConnectorError(
+                f"OPC UA read of {tag!r} from {self._shown_endpoint} failed ({describe_error(exc)})"
+            ) from None
+
+    def _node_id(self, tag: str) -> ua.NodeId:
+        try:
+            return ua.NodeId.from_string(tag)
+        except (ua.UaError, ValueError):
+            raise ConnectorError(
+                f"tag {tag!r} is not an OPC UA NodeId (expected e.g. ns=2;s=P-101.VIB)"
+            ) from None
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def fetch_timeseries(
+        self, tag: str, from_time: datetime | None, to_time: datetime, limit: int = 100
+    ) -> Series:
+        if limit <= 0:
+            return Series.empty()
+        node_id = self._node_id(tag)
+        start = from_time if from_time is not None else _FAR_PAST
+        async with self._session(tag) as client:
+            # Per OPC UA Part 11, StartTime after EndTime asks for values newest first.
+            values = await self._history_read(client, node_id, to_time, start, limit)
+            if len(values) > 1 and _ascending(values):
+                # The server ignored the reverse request: walk the window forward and keep
+                # the newest values instead.
+                values = await self._history_read(client, node_id, start, to_time, 0)
+                values = values[-limit:]
+            if not values:
+                await self._require_node(client, node_id, tag)
+        series = _series_from_datavalues(values)
+        return series.window(
+            None if from_time is None else datetime_to_ns(from_time), datetime_to_ns(to_time)
+        ).tail(limit)
+
+    async def _history_read(
+        self,
+        client: Client,
+        node_id: ua.NodeId,
+        start: datetime,
+        end: datetime,
+        count: int,
+    ) -> list[ua.DataValue]:
+        """HistoryRead raw, following continuation points until `count` values (0: all)."""
+        details = ua.ReadRawModifiedDetails(
+            IsReadModified=False,
+            StartTime=start,
+            EndTime=end,
+            NumValuesPerNode=0,
+            ReturnBounds=False,
+        )
+        collected: list[ua.DataValue] = []
+        continuation: bytes | None = None
+        while True:
+            if count:
+                details.NumValuesPerNode = count - len(collected)
+            result = await self._history_call(client, node_id, details, continuation)
+            result.StatusCode.check()
+            collected.extend(result.HistoryData.DataValues or [])
+            previous, continuation = continuation, result.ContinuationPoint
+            done = count and len(collected) >= count
+            if not continuation or continuation == previous or done:
+                break
+        if continuation and continuation != previous:
+            # We stopped early: let the server free the continuation point it holds for us.
+            with contextlib.suppress(*_SOURCE_ERRORS):
+                await self._history_call(client, node_id, details, continuation, release=True)
+        return collected[:count] if count else collected
+
+    @staticmethod
+    async def _history_call(
+        client: Client,
+        node_id: ua.NodeId,
+        details: ua.ReadRawModifiedDetails,
+        continuation: bytes | None,
+        *,
+        release: bool = False,
+    ) -> ua.HistoryReadResult:
+        params = ua.HistoryReadParameters()
+        params.HistoryReadDetails = details
+        params.TimestampsToReturn = ua.TimestampsToReturn.Both
+        params.ReleaseContinuationPoints = release
+        params.NodesToRead.append(
+            ua.HistoryReadValueId(NodeId=node_id, IndexRange="", ContinuationPoint=continuation)
+        )
+        return (await client.uaclient.history_read(params))[0]
+
+    async def _require_node(self, client: Client, node_id: ua.NodeId, tag: str) -> None:
+        """Empty history: tell "no data in the window" apart from "no such node"."""
+        result = await client.uaclient.read_attributes([node_id], ua.AttributeIds.NodeClass)
+        if result[0].StatusCode.is_bad():
+            raise ConnectorError(f"OPC UA node {tag!r} not found ({result[0].StatusCode.name})")
+
+    async def fetch_latest(self, tag: str) -> Series:
+        node_id = self._node_id(tag)
+        async with self._session(tag) as client:
+            result = await client.uaclient.read_attributes([node_id], ua.AttributeIds.Value)
+        dv = result[0]
+        if dv.StatusCode is not None and dv.StatusCode.value in _MISSING_NODE:
+            raise ConnectorError(f"OPC UA node {tag!r} not found ({dv.StatusCode.name})")
+        return _series_from_datavalues([dv], now_fallback=True)
+
+    async def test_connection(self) -> None:
+        async with self._session("Server.ServerStatus.State") as client:
+            await client.nodes.server_state.read_value()
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await self._drop_client()
+
+
+_MISSING_NODE = frozenset(
+    {ua.StatusCodes.BadNodeIdUnknown, ua.StatusCodes.BadNodeIdInvalid}
+)
+
+
+def _status_message(tag: str, exc: ua.UaStatusCodeError) -> str:
+    code = getattr(exc, "code", None)
+    if code in _MISSING_NODE:
+        return f"OPC UA node {tag!r} not found ({type(exc).__name__})"
+    if code in (
+        ua.StatusCodes.BadHistoryOperationUnsupported,
+        ua.StatusCodes.BadHistoryOperationInvalid,
+    ):
+        return f"OPC UA node {tag!r} has no history on the server ({type(exc).__name__})"
+    return f"OPC UA server refused reading {tag!r} ({describe_error(exc)})"
+
+
+def _ascending(values: Sequence[ua.DataValue]) -> bool:
+    first, last = _stamp(values[0]), _stamp(values[-1])
+    return first is not None and last is not None and first < last
+
+
+def _stamp(dv: ua.DataValue) -> datetime | None:
+    return dv.SourceTimestamp or dv.ServerTimestamp
+
+
+def _series_from_datavalues(values: Sequence[ua.DataValue], *, now_fallback: bool = False) -> Series:
+    """DataValues to a Series: SourceTimestamp (else ServerTimestamp, else now for live reads),
+    status severity → quality, non-numeric values → bad."""
+    if not values:
+        return Series.empty()
+    now = datetime.now(UTC)
+    stamps: list[datetime] = []
+    kept: list[ua.DataValue] = []
+    for dv in values:
+        stamp = _stamp(dv) or (now if now_fallback else None)
+        if stamp is None:
+            continue  # a historical value without any time can't be placed
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        stamps.append(stamp)
+        kept.append(dv)
+    raw = [_numeric(dv.Value.Value if dv.Value is not None else None) for dv in kept]
+    quality = [
+        quality_from_status(dv.StatusCode.value if dv.StatusCode is not None else 0)
+        for dv in kept
+    ]
+    return make_series(datetimes_to_ns(stamps), to_float_array(raw), quality)
+
+
+def _numeric(value: Any) -> Any:
+    """Numbers pass through (exactly); anything else (text, arrays, structures) is NaN."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return math.nan

@@ -1,0 +1,325 @@
+"""AVEVA/OSIsoft PI Web API connector (type "pi").
+
+REST over HTTPS with Basic auth. A tag `PI:NAME` (or bare `NAME`) is the PI point
+`\\\\{data_server}\\NAME`; its WebId is resolved once through `points?path=` and cached.
+Raw reads use `streams/{webId}/recorded` asking newest-first (startTime after endTime), which
+PI answers in reverse chronological order, so "latest N of a window" is one bounded call
+(paged when N exceeds the server's per-call cap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+from .base import (
+    QUALITY_BAD,
+    QUALITY_GOOD,
+    QUALITY_UNCERTAIN,
+    Connector,
+    ConnectorError,
+    Series,
+    datetime_to_ns,
+    describe_error,
+    make_series,
+    ns_to_iso,
+    optional_bool,
+    optional_str,
+    parse_iso_timestamps,
+    require_str,
+    to_float_array,
+)
+
+# PI's archive starts at 1970; used as the open end of "latest N at or before to_time".
+_FAR_PAST = "1970-01-01T00:00:00Z"
+_FIELDS = ("Timestamp", "Value", "Good", "Questionable", "Substituted")
+# selectedFields trims PI's answers (Links, UnitsAbbreviation…) to what we parse.
+_VALUE_FIELDS = ";".join(_FIELDS)
+_ITEMS_FIELDS = ";".join(f"Items.{f}" for f in _FIELDS)
+
+
+class _PIHTTPError(ConnectorError):
+    """PI answered with an HTTP error status (kept so callers can tell 404 from 401)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _point_name(tag: str) -> str:
+    return tag[3:] if tag.upper().startswith("PI:") else tag
+
+
+class PIWebAPIConnector(Connector):
+    """PI Web API client: one httpx.AsyncClient and one WebId cache per integration."""
+
+    type = "pi"
+    # PI Web API's default MaxReturnedItemsPerCall; bigger requests are refused, so we page.
+    max_count_per_call: int = 150_000
+
+    def __init__(self, config: Mapping[str, Any], *, timeout: float = 5.0) -> None:
+        super().__init__(config, timeout=timeout)
+        self.base_url = self.config["base_url"].rstrip("/")
+        self.data_server = self.config["data_server"]
+        parts = urlsplit(self.base_url)
+        # For messages: never echo credentials someone put into the URL.
+        self._shown_url = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._web_ids: dict[str, str] = {}
+
+    def _http(self) -> httpx.AsyncClient:
+        """The integration's one HTTP client (keep-alive pool), opened on the running loop.
+
+        httpx pools belong to the event loop that opened them; a caller on another loop
+        (a CLI tool, a test client) gets a fresh client instead of a broken pool.
+        """
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            username = self.config.get("username")
+            self._client = httpx.AsyncClient(
+                auth=httpx.BasicAuth(username, self.config.get("password") or "")
+                if username
+                else None,
+                verify=self.config.get("verify_tls", True),
+                timeout=httpx.Timeout(self.timeout),
+                headers={"Accept": "application/json", "X-Requested-With": "optria-iq"},
+                follow_redirects=False,
+            )
+            self._client_loop = loop
+        return self._client
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        cfg = super().validate_config(config)
+        base_url = require_str(cfg, "base_url")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError('config key "base_url" must be an http(s) URL')
+        cfg["base_url"] = base_url
+        cfg["data_server"] = require_str(cfg, "data_server").lstrip("\\")
+        optional_str(cfg, "username")
+        optional_str(cfg, "password")
+        cfg["verify_tls"] = optional_bool(cfg, "verify_tls", True)
+        return cfg
+
+    # --- HTTP plumbing -----------------------------------------------------------------------
+
+    async def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET a PI Web API resource; any failure becomes a ConnectorError."""
+        url = f"{self._shown_url}/{path}" if path else f"{self._shown_url}/"
+        try:
+            # httpx bounds each phase (connect, read…); this bounds the whole request.
+            async with asyncio.timeout(self.timeout):
+                response = await self._http().get(url, params=params)
+        except (httpx.TimeoutException, TimeoutError):
+            raise ConnectorError(
+                f"PI Web API at {self._shown_url} did not answer within {self.timeout:g} s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ConnectorError(
+                f"PI Web API at {self._shown_url} is unreachable ({describe_error(exc)})"
+            ) from None
+        if response.status_code == 401:
+            raise _PIHTTPError(
+                f"PI Web API rejected the credentials (HTTP 401) at {self._shown_url}; "
+                "check username and password",
+                401,
+            )
+        body = self._json(response)
+        if response.status_code >= 400:
+            raise _PIHTTPError(
+                f"PI Web API answered HTTP {response.status_code}: {_errors_text(body, response)}",
+                response.status_code,
+            )
+        if not isinstance(body, dict):
+            raise ConnectorError("PI Web API answered an unexpected JSON shape (not an object)")
+        return body
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            if response.status_code >= 400:
+                return None  # the status code alone still tells the operator something
+            kind = response.headers.get("content-type", "unknown content type")
+            raise ConnectorError(
+                f"PI Web API at {self._shown_url} answered something that is not JSON ({kind}); "
+                "check base_url points at .../piwebapi"
+            ) from None
+
+    async def _web_id(self, tag: str) -> str:
+        name = _point_name(tag)
+        if not name:
+            raise ConnectorError(f"tag {tag!r} names no PI point")
+        cached = self._web_ids.get(name)
+        if cached is not None:
+            return cached
+        path = f"\\\\{self.data_server}\\{name}"
+        try:
+            body = await self._get("points", {"path": path, "selectedFields": "WebId;Name"})
+        except _PIHTTPError as exc:
+            if exc.status in (400, 404):
+                message = f"PI point for tag {tag!r} ({path}) not found: {exc}"
+                raise ConnectorError(message) from None
+            raise
+        web_id = body.get("WebId")
+        if not isinstance(web_id, str) or not web_id:
+            raise ConnectorError(f"PI Web API returned no WebId for tag {tag!r} ({path})")
+        self._web_ids[name] = web_id
+        return web_id
+
+    async def _stream(self, tag: str, what: str, params: Mapping[str, Any]) -> Any:
+        web_id = await self._web_id(tag)
+        try:
+            return await self._get(f"streams/{web_id}/{what}", params)
+        except _PIHTTPError as exc:
+            if exc.status == 404:
+                # The point was deleted/recreated (new WebId): resolve it again next time.
+                self._web_ids.pop(_point_name(tag), None)
+            raise ConnectorError(f"reading PI tag {tag!r}: {exc}") from None
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def fetch_timeseries(
+        self, tag: str, from_time: datetime | None, to_time: datetime, limit: int = 100
+    ) -> Series:
+        if limit <= 0:
+            return Series.empty()
+        # Newest first: startTime is the window's end, endTime its beginning.
+        start_iso = ns_to_iso(datetime_to_ns(to_time))
+        end_iso = _FAR_PAST if from_time is None else ns_to_iso(datetime_to_ns(from_time))
+        pages: list[Series] = []  # newest page first, each ascending
+        remaining = limit
+        overlap = 0  # points at the next page's start time that we already hold
+        while remaining > 0:
+            want = min(remaining + overlap, self.max_count_per_call)
+            body = await self._stream(
+                tag,
+                "recorded",
+                {
+                    "startTime": start_iso,
+                    "endTime": end_iso,
+                    "maxCount": want,
+                    "selectedFields": _ITEMS_FIELDS,
+                },
+            )
+            items = _items(body)
+            page = _series_from_items(items[::-1])  # PI sent them newest first
+            if overlap:
+                # Paging restarts at the previous oldest timestamp (inclusive): drop repeats.
+                page = page.take(np.arange(len(page) - min(overlap, len(page))))
+            page = page.tail(remaining)
+            if len(page):
+                pages.append(page)
+                remaining -= len(page)
+            if len(items) < want or not len(page):
+                break  # window exhausted (or no progress possible)
+            oldest = int(page.timestamps[0])
+            overlap = int(np.count_nonzero(page.timestamps == oldest))
+            start_iso = ns_to_iso(oldest, digits=7)
+        return Series.concat(pages[::-1])
+
+    async def fetch_plot(
+        self, tag: str, from_time: datetime, to_time: datetime, max_points: int
+    ) -> Series:
+        from webapp.timeseries.downsample import downsample
+
+        # PI's plot returns up to ~5 values per interval (first, last, min, max, exceptions);
+        # downsample() then guarantees the budget while keeping the global min and max.
+        body = await self._stream(
+            tag,
+            "plot",
+            {
+                "startTime": ns_to_iso(datetime_to_ns(from_time)),
+                "endTime": ns_to_iso(datetime_to_ns(to_time)),
+                "intervals": max(1, max_points // 5),
+                "selectedFields": _ITEMS_FIELDS,
+            },
+        )
+        series = _series_from_items(_items(body))
+        series = series.window(datetime_to_ns(from_time), datetime_to_ns(to_time))
+        return downsample(_dedupe(series), max_points)
+
+    async def fetch_latest(self, tag: str) -> Series:
+        body = await self._stream(tag, "value", {"selectedFields": _VALUE_FIELDS})
+        return _series_from_items([body])
+
+    async def test_connection(self) -> None:
+        await self._get("")
+        try:
+            await self._get("dataservers", {"path": f"\\\\{self.data_server}"})
+        except ConnectorError as exc:
+            raise ConnectorError(f"PI data server {self.data_server!r} not found: {exc}") from None
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._client_loop is asyncio.get_running_loop():
+            await client.aclose()
+
+
+def _errors_text(body: Any, response: httpx.Response) -> str:
+    if isinstance(body, dict):
+        errors = body.get("Errors") or body.get("errors")
+        if isinstance(errors, list) and errors:
+            return "; ".join(str(e) for e in errors)
+        if isinstance(body.get("Message"), str):
+            return body["Message"]
+    return response.reason_phrase or "error"
+
+
+def _items(body: Mapping[str, Any]) -> list[Any]:
+    items = body.get("Items")
+    if not isinstance(items, list):
+        raise ConnectorError("PI Web API answered without an Items list")
+    return items
+
+
+def _series_from_items(items: Sequence[Any]) -> Series:
+    """PI stream values to a Series.
+
+    Good=false or a digital-state object value ({"Name": "I/O Timeout", ...}) → bad (NaN);
+    Questionable or Substituted → uncertain.
+    """
+    if not items:
+        return Series.empty()
+    try:
+        stamps = [item["Timestamp"] for item in items]
+        raw = [item.get("Value") for item in items]
+        quality = np.fromiter(
+            (
+                QUALITY_BAD
+                if item.get("Good", True) is False
+                else QUALITY_UNCERTAIN
+                if item.get("Questionable") or item.get("Substituted")
+                else QUALITY_GOOD
+                for item in items
+            ),
+            dtype=np.uint8,
+            count=len(items),
+        )
+    except (TypeError, KeyError, AttributeError):
+        raise ConnectorError("PI Web API answered items without Timestamp/Value") from None
+    if not all(isinstance(s, str) and s for s in stamps):
+        raise ConnectorError("PI Web API answered an empty or non-text Timestamp")
+    # Objects (digital states) and text become NaN, which make_series marks bad.
+    return make_series(parse_iso_timestamps(stamps), to_float_array(raw), quality)
+
+
+def _dedupe(series: Series) -> Series:
+    """Drop exact repeats (same time and value) that PI's plot emits for min/max/first/last."""
+    if len(series) < 2:
+        return series
+    same = (np.diff(series.timestamps) == 0) & (
+        (series.values[1:] == series.values[:-1])
+        | (np.isnan(series.values[1:]) & np.isnan(series.values[:-1]))
+    )
+    if not same.any():
+        return series
+    return series.take(np.flatnonzero(np.concatenate(([True], ~same))))

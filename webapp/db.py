@@ -1,0 +1,230 @@
+"""Engine, sessions, the declarative Base and THE tenant scoping mechanism (DESIGN.md §4).
+
+Tenant safety lives here and nowhere else:
+- `bind_tenant(session, tenant_id)` is called once, by authentication.
+- One `do_orm_execute` hook adds `with_loader_criteria(TenantMixin, ...)` to every ORM select,
+  update and delete, failing closed (no rows) when no tenant is bound.
+- One `before_flush` hook stamps new rows with the bound tenant and refuses foreign ones.
+- On PostgreSQL every connection runs as the NOBYPASSRLS role `optria_app` and every transaction
+  carries `app.tenant_id`, so row-level security backs the ORM up even for raw SQL.
+- Authentication, the one read before a tenant is known, uses the `AUTH_LOOKUP` execution option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Engine, ForeignKey, MetaData, create_engine, event, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    sessionmaker,
+    with_loader_criteria,
+)
+from sqlalchemy.types import TypeDecorator
+
+APP_ROLE = "optria_app"
+TENANT_KEY = "tenant_id"
+# Execution option for the few statements allowed to read before a tenant is known.
+AUTH_LOOKUP = "optria_auth_lookup"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class TenantScopeError(RuntimeError):
+    """A tenant-owned row was written without, or outside, the bound tenant."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on every backend (SQLite would hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a timezone")
+        value = value.astimezone(UTC)
+        # SQLite stores text: keep one offset-free UTC format so comparisons sort correctly.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
+
+
+class TenantMixin:
+    """Marks a tenant-owned table: scoped by the hooks below and by RLS on PostgreSQL."""
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey("tenant.id"), index=True, nullable=False)
+
+
+# --- engine -------------------------------------------------------------------------------
+
+
+def create_db_engine(url: str, *, as_app_role: bool = True, **kwargs: Any) -> Engine:
+    """Engine for the app (as `optria_app` on PostgreSQL) or, with as_app_role=False, migrations."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+    engine = create_engine(url, **kwargs)
+
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    elif engine.dialect.name == "postgresql" and as_app_role:
+
+        @event.listens_for(engine, "connect")
+        def _assume_app_role(dbapi_connection: Any, _record: Any) -> None:
+            # Commit, or the pool's reset-on-return rollback would undo the SET ROLE.
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"SET ROLE {APP_ROLE}")
+            cursor.close()
+            dbapi_connection.commit()
+
+    return engine
+
+
+def role_bypasses_rls(engine: Engine) -> bool:
+    """True when the effective role of app connections would ignore row-level security."""
+    if engine.dialect.name != "postgresql":
+        return False
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(
+                text(
+                    "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+                )
+            ).scalar_one()
+        )
+
+
+def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+# --- tenant binding and scoping ------------------------------------------------------------
+
+
+def bind_tenant(session: Session, tenant_id: int | None) -> None:
+    """Scope everything this session does from now on to one tenant (None: to nothing)."""
+    session.info[TENANT_KEY] = tenant_id
+    if session.in_transaction():
+        _set_transaction_tenant(session.connection(), tenant_id)
+
+
+def bound_tenant_id(session: Session) -> int | None:
+    return session.info.get(TENANT_KEY)
+
+
+@contextmanager
+def tenant_session(factory: sessionmaker[Session], tenant_id: int | None) -> Iterator[Session]:
+    with factory() as session:
+        bind_tenant(session, tenant_id)
+        yield session
+
+
+def _set_transaction_tenant(connection: Any, tenant_id: int | None) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT set_config('app.tenant_id', :tenant_id, true)"),
+            {"tenant_id": "" if tenant_id is None else str(tenant_id)},
+        )
+
+
+@event.listens_for(Session, "after_begin")
+def _transaction_carries_tenant(session: Session, _transaction: Any, connection: Any) -> None:
+    _set_transaction_tenant(connection, session.info.get(TENANT_KEY))
+
+
+def _no_tenant(cls: type[TenantMixin]) -> Any:
+    # tenant_id is NOT NULL everywhere, so this matches nothing: fail closed.
+    return cls.tenant_id.is_(None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_orm_statements_to_tenant(state: ORMExecuteState) -> Any:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return None
+    if state.is_column_load or state.is_relationship_load:
+        return None  # criteria already propagate from the parent statement
+    if state.execution_options.get(AUTH_LOOKUP):
+        if not state.is_select:
+            raise TenantScopeError("AUTH_LOOKUP is for reads only")
+        return _run_auth_lookup(state)
+    tenant_id = state.session.info.get(TENANT_KEY)
+    criteria = _no_tenant if tenant_id is None else (lambda cls: cls.tenant_id == tenant_id)
+    state.statement = state.statement.options(
+        with_loader_criteria(TenantMixin, criteria, include_aliases=True)
+    )
+    return None
+
+
+def _run_auth_lookup(state: ORMExecuteState) -> Any:
+    connection = state.session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    # The narrow `auth_lookup` policies (SELECT only, on user / user_session / api_token)
+    # admit rows only while this flag is on, i.e. for this one statement.
+    connection.execute(text("SELECT set_config('app.auth_lookup', 'on', true)"))
+    try:
+        return state.invoke_statement().freeze()()
+    finally:
+        connection.execute(text("SELECT set_config('app.auth_lookup', '', true)"))
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_and_check_tenant(session: Session, _context: Any, _instances: Any) -> None:
+    tenant_id = session.info.get(TENANT_KEY)
+    for obj in session.new:
+        if not isinstance(obj, TenantMixin):
+            continue
+        if tenant_id is None:
+            raise TenantScopeError(f"cannot add {type(obj).__name__}: no tenant is bound")
+        if obj.tenant_id is None:
+            obj.tenant_id = tenant_id
+        elif obj.tenant_id != tenant_id:
+            raise TenantScopeError(f"cannot add {type(obj).__name__} for another tenant")
+    for obj in session.dirty:
+        if isinstance(obj, TenantMixin) and obj.tenant_id != tenant_id:
+            raise TenantScopeError(f"cannot change {type(obj).__name__} of another tenant")

@@ -1,0 +1,145 @@
+"""Typed dependencies: the database session, the current user, roles, CSRF, id parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Query, Request, Security, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from webapp.config import Settings
+from webapp.security import csrf_token_for, csrf_token_matches
+from webapp.templating import SUPPORTED_LOCALES, is_htmx
+from webapp.tenancy.models import ROLE_RANK, Role, User
+from webapp.tenancy.service import set_locale, user_for_api_token, user_for_session
+
+MAX_DB_ID = 2**31 - 1
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_KEY = "sid"
+
+
+class NotAuthenticated(Exception):
+    """No valid session or bearer token; main.py turns it into 401 / 303 / HX-Redirect."""
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+# Closed before the response is sent, so long responses (streams) never hold a connection.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+
+AssetId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="Asset id")]
+OptionalAssetIdQuery = Annotated[int | None, Query(ge=1, le=MAX_DB_ID)]
+
+
+# Declares the bearer scheme in OpenAPI for every operation that needs a user.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
+def _authenticate(request: Request, db: Session) -> User | None:
+    token = bearer_token(request)
+    if token is not None:
+        request.state.auth_via = "bearer"
+        return user_for_api_token(db, token)
+    session_id = request.session.get(SESSION_KEY)
+    if not session_id:
+        return None
+    request.state.auth_via = "session"
+    request.state.session_id = session_id
+    return user_for_session(db, session_id)
+
+
+def get_current_user(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    _bearer: Annotated[str | None, Security(oauth2_scheme)] = None,
+) -> User:
+    """The authenticated, active user of an active tenant; binds `db` to that tenant.
+
+    This is `require_tenant_access`: inactive users and tenants never resolve.
+    """
+    user = _authenticate(request, db)
+    if user is None:
+        raise NotAuthenticated()
+    requested_locale = request.query_params.get("lang")
+    if requested_locale in SUPPORTED_LOCALES:
+        set_locale(db, user, requested_locale)
+    request.state.user = user
+    request.state.locale = user.locale if user.locale in SUPPORTED_LOCALES else "en"
+    session_id = getattr(request.state, "session_id", None)
+    if session_id:
+        request.state.csrf_token = csrf_token_for(session_id, settings.secret_key)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_role(minimum: Role) -> Callable[[User], User]:
+    def check_role(user: CurrentUser) -> User:
+        if ROLE_RANK[Role(user.role)] < ROLE_RANK[minimum]:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"This action needs the {minimum.value} role or higher"
+            )
+        return user
+
+    return check_role
+
+
+EngineerUser = Annotated[User, Depends(require_role(Role.engineer))]
+AdminUser = Annotated[User, Depends(require_role(Role.tenant_admin))]
+
+
+async def verify_csrf(request: Request) -> None:
+    """Unsafe requests riding on the session cookie must carry the session-bound token."""
+    if request.method in SAFE_METHODS or bearer_token(request) is not None:
+        return
+    session_id = request.session.get(SESSION_KEY)
+    if not session_id:
+        return  # not authenticated by cookie: authentication answers instead
+    given = request.headers.get("X-CSRF-Token")
+    content_type = request.headers.get("content-type", "")
+    if not given and content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        field = form.get("csrf_token")
+        given = field if isinstance(field, str) else None
+    secret_key = request.app.state.settings.secret_key
+    if not csrf_token_matches(given, session_id, secret_key):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or invalid")
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
+
+
+__all__ = [
+    "AdminUser",
+    "AssetId",
+    "CurrentUser",
+    "EngineerUser",
+    "NotAuthenticated",
+    "SessionDep",
+    "SettingsDep",
+    "get_current_user",
+    "is_htmx",
+    "require_role",
+    "verify_csrf",
+    "wants_json",
+]

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, Float, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.db import Base, TenantMixin
+
+INTEGRATION_TYPES = ("demo", "pi", "opcua", "sql")
+
+
+class TenantIntegration(TenantMixin, Base):
+    __tablename__ = "tenant_integration"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ExternalSignalMapping(TenantMixin, Base):
+    __tablename__ = "external_signal_mapping"
+    __table_args__ = (UniqueConstraint("tenant_id", "asset_id", "internal_metric_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integration.id"), index=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("asset.id"), index=True)
+    internal_metric_name: Mapped[str] = mapped_column(String(64))
+    external_tag: Mapped[str] = mapped_column(String(512))
+    scaling_factor: Mapped[float] = mapped_column(Float, default=1.0)
+    offset_value: Mapped[float] = mapped_column(Float, default=0.0)
+    unit: Mapped[str | None] = mapped_column(String(32))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -1,0 +1,197 @@
+"""create_app(): middleware, routers, static files, error pages, lifespan."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from webapp import health
+from webapp.assets import views as asset_views
+from webapp.blackbox import views as blackbox_views
+from webapp.config import PROJECT_ROOT, Settings, get_settings
+from webapp.db import create_db_engine, create_session_factory, role_bypasses_rls
+from webapp.deps import NotAuthenticated, verify_csrf, wants_json
+from webapp.templating import is_htmx, render_page
+from webapp.tenancy import views as tenancy_views
+from webapp.twin import views as twin_views
+
+SWAGGER_DIR = "/static/vendor/swagger-ui-5.35.0"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeadersMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware): it must not buffer SSE streams."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                headers.setdefault("X-Frame-Options", "DENY")
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _login_redirect_target(request: Request) -> str:
+    """Where to come back after login: for htmx, the page the user was on, not the fragment."""
+    current = request.headers.get("HX-Current-URL")
+    if current:
+        parts = urlsplit(current)
+        if parts.netloc == request.url.netloc:
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _not_authenticated(request: Request, _exc: Exception) -> Response:
+    if wants_json(request):
+        return JSONResponse(
+            {"detail": "Not authenticated"},
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    login_url = f"/login?next={quote(_login_redirect_target(request), safe='')}"
+    if is_htmx(request):
+        return Response(status_code=401, headers={"HX-Redirect": login_url})
+    return RedirectResponse(login_url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _html_error(request: Request, status_code: int, message: str, headers: dict | None) -> Response:
+    response = render_page(
+        request,
+        "errors/error.html",
+        {"status_code": status_code, "message": message},
+        block="error_message",
+        status_code=status_code,
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if wants_json(request) or request.url.path.startswith("/static/"):
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+    return _html_error(request, exc.status_code, str(exc.detail), exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if wants_json(request):
+        return JSONResponse(
+            {"detail": [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in errors]},
+            status_code=422,
+        )
+    message = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc'][1:])}: {e['msg']}" for e in errors
+    )
+    return _html_error(request, 422, message, None)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if not settings.secret_key:
+        raise RuntimeError("OPTRIA_SECRET_KEY is required outside demo mode")
+    engine = create_db_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if role_bypasses_rls(engine):
+            raise RuntimeError(
+                "refusing to serve: the database role bypasses row-level security "
+                "(run `optria-iq migrate` so connections can SET ROLE optria_app)"
+            )
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="OPTRIA IQ",
+        version="0.1.0",
+        description="Industrial Digital Twin API: assets, signals, time series, BlackBox.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="optria_session",
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    app.add_exception_handler(NotAuthenticated, _not_authenticated)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    csrf = [Depends(verify_csrf)]
+    app.include_router(health.router)
+    app.include_router(tenancy_views.router)
+    app.include_router(twin_views.router, dependencies=csrf)
+    app.include_router(asset_views.router, dependencies=csrf)
+    app.include_router(blackbox_views.router, dependencies=csrf)
+    app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/twins", status_code=status.HTTP_303_SEE_OTHER)
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        # Vendored swagger-ui (air-gapped plants); its one init script is allowed by nonce.
+        nonce = secrets.token_urlsafe(16)
+        page = get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="OPTRIA IQ API",
+            swagger_js_url=f"{SWAGGER_DIR}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_DIR}/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+        body = page.body.decode().replace("<script>", f'<script nonce="{nonce}">')
+        return HTMLResponse(
+            body,
+            headers={
+                "Content-Security-Policy": (
+                    f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
+                    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'"
+                )
+            },
+        )
+
+    return app

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.db import Base, TenantMixin, utcnow
+
+
+class Role(enum.StrEnum):
+    viewer = "viewer"
+    engineer = "engineer"
+    tenant_admin = "tenant_admin"
+    platform_admin = "platform_admin"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK[self]
+
+
+ROLE_RANK = {Role.viewer: 1, Role.engineer: 2, Role.tenant_admin: 3, Role.platform_admin: 4}
+LOCALES = ("en", "ar")
+
+
+class Tenant(Base):
+    __tablename__ = "tenant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(TenantMixin, Base):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32), default=Role.viewer.value)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str] = mapped_column(String(8), default="en")
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def role_rank(self) -> int:
+        return ROLE_RANK[Role(self.role)]
+
+
+class ApiToken(TenantMixin, Base):
+    """Opaque bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class UserSession(TenantMixin, Base):
+    """Server-side browser session; the cookie holds only the random id, stored hashed here."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class LoginFailure(Base):
+    """Failed logins, counted per email and per client address for throttling (DESIGN.md §5).
+
+    Not tenant-owned: an unknown email has no tenant, and a 429 must not reveal which exist.
+    """
+
+    __tablename__ = "login_failure"
+    __table_args__ = (
+        Index("ix_login_failure_email_attempted_at", "email", "attempted_at"),
+        Index("ix_login_failure_client_attempted_at", "client_address", "attempted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    client_address: Mapped[str] = mapped_column(String(64))
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,138 @@
+"""Login and logout pages, and the OAuth2 password-form token endpoint for JSON clients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import OAuth2PasswordRequestForm
+
+from webapp.deps import SESSION_KEY, SessionDep, SettingsDep, verify_csrf
+from webapp.templating import SUPPORTED_LOCALES, render_page
+from webapp.tenancy.schemas import TokenResponse
+from webapp.tenancy.service import (
+    InvalidCredentials,
+    LoginThrottled,
+    authenticate,
+    issue_api_token,
+    revoke_session,
+    start_session,
+    user_for_session,
+)
+
+router = APIRouter()
+
+INVALID_LOGIN = "Invalid email or password"
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-origin paths: never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/twins"
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _login_page(
+    request: Request, *, next_url: str, error: str | None = None, email: str = "",
+    status_code: int = 200, headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    lang = request.query_params.get("lang") or request.session.get("lang")
+    if lang in SUPPORTED_LOCALES:
+        request.session["lang"] = lang
+        request.state.locale = lang
+    response = render_page(
+        request,
+        "tenancy/login.html",
+        {"next_url": next_url, "error": error, "email": email},
+        status_code=status_code,
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return _login_page(request, next_url=safe_next(next))
+
+
+@router.post("/login", include_in_schema=False)
+def login_submit(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    email: Annotated[str, Form(max_length=254)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str, Form()] = "/twins",
+) -> Response:
+    next_url = safe_next(next)
+    try:
+        user = authenticate(
+            db, email=email, password=password, client_address=client_address(request)
+        )
+    except LoginThrottled as throttled:
+        return _login_page(
+            request, next_url=next_url, email=email, status_code=429,
+            error="Too many failed attempts. Try again in a few minutes.",
+            headers={"Retry-After": str(throttled.retry_after_seconds)},
+        )
+    except InvalidCredentials:
+        return _login_page(
+            request, next_url=next_url, email=email, status_code=401, error=INVALID_LOGIN
+        )
+    old_session_id = request.session.get(SESSION_KEY)
+    if old_session_id:
+        revoke_session(db, old_session_id)
+    request.session.clear()
+    request.session[SESSION_KEY] = start_session(
+        db, user, max_age_seconds=settings.session_max_age_seconds
+    )
+    return RedirectResponse(next_url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/logout", include_in_schema=False, dependencies=[Depends(verify_csrf)])
+def logout(request: Request, db: SessionDep) -> Response:
+    session_id = request.session.get(SESSION_KEY)
+    if session_id:
+        # Resolving binds the session's tenant, which the revoke needs to reach its row.
+        if user_for_session(db, session_id) is not None:
+            revoke_session(db, session_id)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post(
+    "/api/auth/token",
+    response_model=TokenResponse,
+    tags=["auth"],
+    responses={401: {"description": "Bad credentials"}, 429: {"description": "Throttled"}},
+)
+def issue_token(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    db: SessionDep,
+    settings: SettingsDep,
+) -> TokenResponse:
+    try:
+        user = authenticate(
+            db, email=form.username, password=form.password,
+            client_address=client_address(request),
+        )
+    except LoginThrottled as throttled:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "Too many failed login attempts; retry later",
+            headers={"Retry-After": str(throttled.retry_after_seconds)},
+        ) from None
+    except InvalidCredentials:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, INVALID_LOGIN, headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    max_age = settings.api_token_max_age_seconds
+    return TokenResponse(
+        access_token=issue_api_token(db, user, max_age_seconds=max_age), expires_in=max_age
+    )
