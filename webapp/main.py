@@ -125,13 +125,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if role_bypasses_rls(engine):
+        if role_bypasses_rls(app.state.engine):
             raise RuntimeError(
                 "refusing to serve: the database role bypasses row-level security "
                 "(run `optria-iq migrate` so connections can SET ROLE optria_app)"
             )
         yield
-        engine.dispose()
+        app.state.engine.dispose()
 
     app = FastAPI(
         title="OPTRIA IQ",

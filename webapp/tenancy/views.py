@@ -97,10 +97,9 @@ def login_submit(
 @router.post("/logout", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 def logout(request: Request, db: SessionDep) -> Response:
     session_id = request.session.get(SESSION_KEY)
-    if session_id:
-        # Resolving binds the session's tenant, which the revoke needs to reach its row.
-        if user_for_session(db, session_id) is not None:
-            revoke_session(db, session_id)
+    # Resolving binds the session's tenant, which the revoke needs to reach its row.
+    if session_id and user_for_session(db, session_id) is not None:
+        revoke_session(db, session_id)
     request.session.clear()
     return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
 
