@@ -27,14 +27,16 @@ def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def seed_demo(settings: Settings) -> None:
-    from webapp.demo.seed import seed_demo_tenant
+    from webapp.demo.seed import seed_demo_signal_mappings, seed_demo_tenant
 
     with tenant_session(_session_factory(settings), None) as session:
         summary = seed_demo_tenant(session, password=settings.demo_password)
+        mappings = seed_demo_signal_mappings(session, settings)
     print(
         f"Demo tenant ARAMCO_DEMO: {'created' if summary.tenant_created else 'present'}; "
         f"users created: {len(summary.users_created)}; assets created: "
-        f"{len(summary.assets_created)}"
+        f"{len(summary.assets_created)}; signal mappings created: {mappings.created_count} "
+        f"({mappings.integration_type} integration {mappings.integration_name!r})"
     )
 
 

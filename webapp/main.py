@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -21,8 +22,11 @@ from webapp import health
 from webapp.assets import views as asset_views
 from webapp.blackbox import views as blackbox_views
 from webapp.config import PROJECT_ROOT, Settings, get_settings
-from webapp.db import create_db_engine, create_session_factory, role_bypasses_rls
+from webapp.connectors.registry import close_all_connectors
+from webapp.db import create_db_engine, create_session_factory, role_bypasses_rls, tenant_session
+from webapp.demo.seed import demo_tenant, seed_demo_signal_mappings
 from webapp.deps import NotAuthenticated, verify_csrf, wants_json
+from webapp.integrations import views as integration_views
 from webapp.templating import is_htmx, render_page
 from webapp.tenancy import views as tenancy_views
 from webapp.twin import views as twin_views
@@ -117,6 +121,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return _html_error(request, 422, message, None)
 
 
+def seed_demo_mappings_if_tenant_exists(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    with tenant_session(factory, None) as session:
+        if demo_tenant(session) is not None:
+            seed_demo_signal_mappings(session, settings)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if not settings.secret_key:
@@ -130,7 +142,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "refusing to serve: the database role bypasses row-level security "
                 "(run `optria-iq migrate` so connections can SET ROLE optria_app)"
             )
+        if settings.demo_mode:
+            seed_demo_mappings_if_tenant_exists(app.state.session_factory, settings)
         yield
+        await close_all_connectors()
         app.state.engine.dispose()
 
     app = FastAPI(
@@ -165,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(twin_views.router, dependencies=csrf)
     app.include_router(asset_views.router, dependencies=csrf)
     app.include_router(blackbox_views.router, dependencies=csrf)
+    app.include_router(integration_views.router, dependencies=csrf)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

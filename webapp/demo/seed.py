@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.assets.models import Asset
 from webapp.assets.service import get_asset_by_code
+from webapp.config import Settings, get_settings
 from webapp.db import bind_tenant
+from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
 from webapp.tenancy.models import Role, Tenant
 from webapp.tenancy.service import (
     create_tenant,
@@ -78,3 +82,129 @@ def seed_demo_tenant(session: Session, *, password: str) -> DemoSeedSummary:
 
 def demo_tenant(session: Session) -> Tenant | None:
     return get_tenant_by_code(session, DEMO_TENANT_CODE)
+
+
+# --- signal mappings (P2) --------------------------------------------------------------------
+
+# (metric, tag suffix, unit) for every asset, then extras by asset type.
+COMMON_SIGNALS = (
+    ("vibration_rms", "VIB", "mm/s"),
+    ("temperature", "TEMP", "°C"),
+    ("pressure", "PRES", "bar"),
+)
+SIGNALS_BY_TYPE = {
+    "centrifugal_pump": (("flow_rate", "FLOW", "m³/h"),),
+    "gas_compressor": (("power", "POWER", "kW"), ("shaft_speed", "SPEED", "rpm")),
+    "heat_exchanger": (("differential_pressure", "DP", "bar"),),
+    "gas_turbine": (("power", "POWER", "kW"), ("shaft_speed", "SPEED", "rpm")),
+    "separator": (("liquid_level", "LEVEL", "%"),),
+}
+DEMO_CONNECTOR_NAME = "Demo ARAMCO Connector"
+DEMO_PI_NAME = "Demo ARAMCO PI"
+
+
+class DemoTenantMissing(LookupError):
+    pass
+
+
+@dataclass
+class MappingSeedSummary:
+    integration_type: str
+    integration_name: str
+    integration_created: bool
+    created: dict[str, list[str]] = field(default_factory=dict)
+    present: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def created_count(self) -> int:
+        return sum(len(metrics) for metrics in self.created.values())
+
+    @property
+    def present_count(self) -> int:
+        return sum(len(metrics) for metrics in self.present.values())
+
+
+def pi_answers(settings: Settings) -> bool:
+    """The seed maps to PI only when PI Web API really answers with these credentials."""
+    if not settings.pi_base_url or not settings.pi_data_server:
+        return False
+    auth = (
+        (settings.pi_username, settings.pi_password or "") if settings.pi_username else None
+    )
+    try:
+        response = httpx.get(
+            settings.pi_base_url.rstrip("/") + "/",
+            auth=auth,
+            verify=settings.pi_verify_tls,
+            timeout=settings.connector_timeout_seconds,
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def _demo_integration(session: Session, settings: Settings) -> tuple[TenantIntegration, bool]:
+    if pi_answers(settings):
+        integration_type, name = "pi", DEMO_PI_NAME
+        config: dict[str, object] = {
+            "base_url": settings.pi_base_url,
+            "data_server": settings.pi_data_server,
+            "username": settings.pi_username,
+            "password": settings.pi_password,
+            "verify_tls": settings.pi_verify_tls,
+        }
+    else:
+        integration_type, name, config = "demo", DEMO_CONNECTOR_NAME, {"mode": "demo"}
+    existing = session.scalar(
+        select(TenantIntegration).where(
+            TenantIntegration.type == integration_type, TenantIntegration.name == name
+        )
+    )
+    if existing is not None:
+        return existing, False
+    integration = TenantIntegration(type=integration_type, name=name, config=config)
+    session.add(integration)
+    session.flush()
+    return integration, True
+
+
+def seed_demo_signal_mappings(
+    db_session: Session, settings: Settings | None = None
+) -> MappingSeedSummary:
+    """Map every demo asset's standard and type-specific signals. Idempotent."""
+    settings = settings or get_settings()
+    tenant = demo_tenant(db_session)
+    if tenant is None:
+        raise DemoTenantMissing(
+            f"tenant {DEMO_TENANT_CODE} does not exist; run `optria-iq seed-demo` first"
+        )
+    bind_tenant(db_session, tenant.id)
+    integration, integration_created = _demo_integration(db_session, settings)
+    summary = MappingSeedSummary(integration.type, integration.name, integration_created)
+    existing = {
+        (mapping.asset_id, mapping.internal_metric_name)
+        for mapping in db_session.scalars(select(ExternalSignalMapping))
+    }
+    for asset in db_session.scalars(select(Asset).order_by(Asset.code)):
+        created, present = [], []
+        for metric, suffix, unit in COMMON_SIGNALS + SIGNALS_BY_TYPE.get(asset.asset_type, ()):
+            if (asset.id, metric) in existing:
+                present.append(metric)
+                continue
+            db_session.add(
+                ExternalSignalMapping(
+                    integration_id=integration.id,
+                    asset_id=asset.id,
+                    internal_metric_name=metric,
+                    external_tag=f"PI:{asset.code}.{suffix}",
+                    scaling_factor=1.0,
+                    offset_value=0.0,
+                    unit=unit,
+                    is_active=True,
+                )
+            )
+            created.append(metric)
+        summary.created[asset.code] = created
+        summary.present[asset.code] = present
+    db_session.commit()
+    return summary

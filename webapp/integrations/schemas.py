@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IntegrationType = Literal["demo", "pi", "opcua", "sql"]
+METRIC_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+MAX_DB_ID = 2**31 - 1
+DbId = Field(ge=1, le=MAX_DB_ID)
+
+
+class IntegrationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    type: IntegrationType
+    name: str = Field(min_length=1, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+
+
+class IntegrationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    config: dict[str, Any] | None = None
+    is_active: bool | None = None
+
+
+class IntegrationOut(BaseModel):
+    id: int
+    type: str
+    name: str
+    is_active: bool
+    config: dict[str, Any]
+
+
+class IntegrationList(BaseModel):
+    integrations: list[IntegrationOut]
+
+
+class ConnectionTestResult(BaseModel):
+    ok: bool
+    detail: str
+    latency_ms: float
+
+
+class MappingCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    asset_id: int = DbId
+    integration_id: int = DbId
+    internal_metric_name: str = Field(pattern=METRIC_NAME_PATTERN)
+    external_tag: str = Field(min_length=1, max_length=512)
+    scaling_factor: float = Field(default=1.0, allow_inf_nan=False)
+    offset_value: float = Field(default=0.0, allow_inf_nan=False)
+    unit: str | None = Field(default=None, max_length=32)
+    is_active: bool = True
+
+
+class MappingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    external_tag: str | None = Field(default=None, min_length=1, max_length=512)
+    scaling_factor: float | None = Field(default=None, allow_inf_nan=False)
+    offset_value: float | None = Field(default=None, allow_inf_nan=False)
+    unit: str | None = Field(default=None, max_length=32)
+    is_active: bool | None = None
+
+
+class MappingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    asset_id: int
+    integration_id: int
+    internal_metric_name: str
+    external_tag: str
+    scaling_factor: float
+    offset_value: float
+    unit: str | None
+    is_active: bool
+
+
+class MappingList(BaseModel):
+    mappings: list[MappingOut]

@@ -1,0 +1,200 @@
+"""Integrations (historian connections) and signal mappings (asset + metric → external tag)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from webapp.assets.models import Asset
+from webapp.connectors.registry import validate_integration_config
+from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
+from webapp.integrations.schemas import (
+    IntegrationCreate,
+    IntegrationUpdate,
+    MappingCreate,
+    MappingUpdate,
+)
+
+SECRET_MASK = "***"
+_SECRET_KEY = re.compile(r"password|secret|token", re.IGNORECASE)
+
+
+class NotFound(Exception):
+    """A referenced row is missing, or belongs to another tenant (indistinguishable)."""
+
+
+class DuplicateMapping(Exception):
+    pass
+
+
+class InvalidConfig(ValueError):
+    pass
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def _mask_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.password is None:
+        return value
+    netloc = f"{parts.username or ''}:{SECRET_MASK}@{parts.hostname or ''}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def mask_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Secrets never leave the server: secret-looking keys and URL passwords become ***."""
+    masked: dict[str, Any] = {}
+    for key, value in config.items():
+        if _SECRET_KEY.search(key) and value not in (None, ""):
+            masked[key] = SECRET_MASK
+        elif isinstance(value, Mapping):
+            masked[key] = mask_secrets(value)
+        elif isinstance(value, str) and "://" in value:
+            masked[key] = _mask_url(value)
+        else:
+            masked[key] = value
+    return masked
+
+
+def _keep_masked_secrets(new: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A client echoing "***" (or a URL with `:***@`) back keeps the stored secret."""
+    merged: dict[str, Any] = {}
+    for key, value in new.items():
+        old = stored.get(key)
+        if value == SECRET_MASK and key in stored:
+            merged[key] = old
+        elif isinstance(value, Mapping) and isinstance(old, Mapping):
+            merged[key] = _keep_masked_secrets(value, old)
+        elif (
+            isinstance(value, str)
+            and isinstance(old, str)
+            and f":{SECRET_MASK}@" in value
+            and _mask_url(old) == value
+        ):
+            merged[key] = old
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validated(integration_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return validate_integration_config(integration_type, config)
+    except ValueError as exc:
+        raise InvalidConfig(str(exc)) from None
+
+
+# --- integrations --------------------------------------------------------------------------
+
+
+def list_integrations(session: Session) -> Sequence[TenantIntegration]:
+    return session.scalars(select(TenantIntegration).order_by(TenantIntegration.id)).all()
+
+
+def get_integration(session: Session, integration_id: int) -> TenantIntegration:
+    integration = session.scalar(
+        select(TenantIntegration).where(TenantIntegration.id == integration_id)
+    )
+    if integration is None:
+        raise NotFound(f"Integration {integration_id} not found")
+    return integration
+
+
+def create_integration(session: Session, data: IntegrationCreate) -> TenantIntegration:
+    integration = TenantIntegration(
+        type=data.type,
+        name=data.name,
+        config=_validated(data.type, data.config),
+        is_active=data.is_active,
+    )
+    session.add(integration)
+    session.commit()
+    return integration
+
+
+def update_integration(
+    session: Session, integration_id: int, data: IntegrationUpdate
+) -> TenantIntegration:
+    integration = get_integration(session, integration_id)
+    if data.name is not None:
+        integration.name = data.name
+    if data.config is not None:
+        config = _keep_masked_secrets(data.config, integration.config)
+        integration.config = _validated(integration.type, config)
+    if data.is_active is not None:
+        integration.is_active = data.is_active
+    session.commit()
+    return integration
+
+
+# --- mappings ------------------------------------------------------------------------------
+
+
+def list_mappings(
+    session: Session, *, asset_id: int | None = None
+) -> Sequence[ExternalSignalMapping]:
+    statement = select(ExternalSignalMapping).order_by(ExternalSignalMapping.id)
+    if asset_id is not None:
+        statement = statement.where(ExternalSignalMapping.asset_id == asset_id)
+    return session.scalars(statement).all()
+
+
+def get_mapping(session: Session, mapping_id: int) -> ExternalSignalMapping:
+    mapping = session.scalar(
+        select(ExternalSignalMapping).where(ExternalSignalMapping.id == mapping_id)
+    )
+    if mapping is None:
+        raise NotFound(f"Mapping {mapping_id} not found")
+    return mapping
+
+
+def create_mapping(session: Session, data: MappingCreate) -> ExternalSignalMapping:
+    if session.scalar(select(Asset.id).where(Asset.id == data.asset_id)) is None:
+        raise NotFound(f"Asset {data.asset_id} not found")
+    get_integration(session, data.integration_id)
+    mapping = ExternalSignalMapping(**data.model_dump())
+    session.add(mapping)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise DuplicateMapping(
+            f"Asset {data.asset_id} already maps {data.internal_metric_name!r}"
+        ) from None
+    return mapping
+
+
+def update_mapping(session: Session, mapping_id: int, data: MappingUpdate) -> ExternalSignalMapping:
+    mapping = get_mapping(session, mapping_id)
+    for field_name, value in data.model_dump(exclude_unset=True).items():
+        if value is None and field_name != "unit":
+            continue
+        setattr(mapping, field_name, value)
+    session.commit()
+    return mapping
+
+
+def active_mappings_for_asset(
+    session: Session, asset_id: int
+) -> Sequence[tuple[ExternalSignalMapping, TenantIntegration]]:
+    """What an operator can chart: active mappings on active integrations, by mapping id."""
+    statement = (
+        select(ExternalSignalMapping, TenantIntegration)
+        .join(TenantIntegration, TenantIntegration.id == ExternalSignalMapping.integration_id)
+        .where(
+            ExternalSignalMapping.asset_id == asset_id,
+            ExternalSignalMapping.is_active.is_(True),
+            TenantIntegration.is_active.is_(True),
+        )
+        .order_by(ExternalSignalMapping.id)
+    )
+    return [(mapping, integration) for mapping, integration in session.execute(statement)]

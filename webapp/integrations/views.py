@@ -1,0 +1,137 @@
+"""Integrations (read: engineer+; write: tenant_admin) and signal mappings API."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.concurrency import run_in_threadpool
+
+from webapp.connectors.base import ConnectorError
+from webapp.connectors.registry import get_connector
+from webapp.deps import (
+    MAX_DB_ID,
+    AdminUser,
+    CurrentUser,
+    EngineerUser,
+    OptionalAssetIdQuery,
+    SessionDep,
+    SettingsDep,
+)
+from webapp.integrations import service
+from webapp.integrations.models import TenantIntegration
+from webapp.integrations.schemas import (
+    ConnectionTestResult,
+    IntegrationCreate,
+    IntegrationList,
+    IntegrationOut,
+    IntegrationUpdate,
+    MappingCreate,
+    MappingList,
+    MappingOut,
+    MappingUpdate,
+)
+from webapp.timeseries.service import bounded
+
+router = APIRouter(prefix="/api", tags=["integrations"])
+
+IntegrationId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+MappingId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+
+
+def _out(integration: TenantIntegration) -> IntegrationOut:
+    return IntegrationOut(
+        id=integration.id,
+        type=integration.type,
+        name=integration.name,
+        is_active=integration.is_active,
+        config=service.mask_secrets(integration.config),
+    )
+
+
+def _not_found(exc: service.NotFound) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+
+
+def _invalid_config(exc: service.InvalidConfig) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        [{"type": "value_error", "loc": ["body", "config"], "msg": str(exc)}],
+    )
+
+
+@router.get("/integrations", response_model=IntegrationList)
+def list_integrations(db: SessionDep, _user: EngineerUser) -> IntegrationList:
+    return IntegrationList(integrations=[_out(i) for i in service.list_integrations(db)])
+
+
+@router.post("/integrations", response_model=IntegrationOut, status_code=201)
+def create_integration(data: IntegrationCreate, db: SessionDep, _user: AdminUser) -> IntegrationOut:
+    try:
+        return _out(service.create_integration(db, data))
+    except service.InvalidConfig as exc:
+        raise _invalid_config(exc) from None
+
+
+@router.patch("/integrations/{integration_id}", response_model=IntegrationOut)
+def update_integration(
+    integration_id: IntegrationId, data: IntegrationUpdate, db: SessionDep, _user: AdminUser
+) -> IntegrationOut:
+    try:
+        return _out(service.update_integration(db, integration_id, data))
+    except service.NotFound as exc:
+        raise _not_found(exc) from None
+    except service.InvalidConfig as exc:
+        raise _invalid_config(exc) from None
+
+
+@router.post("/integrations/{integration_id}/test", response_model=ConnectionTestResult)
+async def test_integration(
+    integration_id: IntegrationId, db: SessionDep, _user: EngineerUser, settings: SettingsDep
+) -> ConnectionTestResult:
+    """Tries the connection and changes nothing; 200 whether or not the source answers."""
+    try:
+        integration = await run_in_threadpool(service.get_integration, db, integration_id)
+    except service.NotFound as exc:
+        raise _not_found(exc) from None
+    timeout = settings.connector_timeout_seconds
+    started = time.perf_counter()
+    try:
+        connector = get_connector(
+            integration.id, integration.type, integration.config, timeout=timeout
+        )
+        await bounded(connector.test_connection(), timeout)
+        ok, detail = True, f"Connected to the {integration.type} source"
+    except ConnectorError as exc:
+        ok, detail = False, str(exc)
+    latency_ms = round((time.perf_counter() - started) * 1000, 1)
+    return ConnectionTestResult(ok=ok, detail=detail, latency_ms=latency_ms)
+
+
+@router.get("/mappings", response_model=MappingList, tags=["mappings"])
+def list_mappings(
+    db: SessionDep, _user: CurrentUser, asset_id: OptionalAssetIdQuery = None
+) -> MappingList:
+    mappings = service.list_mappings(db, asset_id=asset_id)
+    return MappingList.model_validate({"mappings": mappings}, from_attributes=True)
+
+
+@router.post("/mappings", response_model=MappingOut, status_code=201, tags=["mappings"])
+def create_mapping(data: MappingCreate, db: SessionDep, _user: EngineerUser) -> MappingOut:
+    try:
+        return MappingOut.model_validate(service.create_mapping(db, data))
+    except service.NotFound as exc:
+        raise _not_found(exc) from None
+    except service.DuplicateMapping as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+@router.patch("/mappings/{mapping_id}", response_model=MappingOut, tags=["mappings"])
+def update_mapping(
+    mapping_id: MappingId, data: MappingUpdate, db: SessionDep, _user: EngineerUser
+) -> MappingOut:
+    try:
+        return MappingOut.model_validate(service.update_mapping(db, mapping_id, data))
+    except service.NotFound as exc:
+        raise _not_found(exc) from None

@@ -1,0 +1,76 @@
+"""JSON shapes of series (DESIGN.md §5) and the one columnar → JSON conversion at the edge."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from webapp.connectors.base import QUALITY_NAMES, Series
+
+Quality = Literal["good", "uncertain", "bad"]
+
+
+class PointOut(BaseModel):
+    timestamp: str
+    value: float | None
+    unit: str | None
+    quality: Quality
+
+
+class SeriesOut(BaseModel):
+    asset_id: int
+    metric: str
+    unit: str | None
+    source: Literal["live", "fallback"]
+    integration_type: str
+    mode: Literal["raw", "plot"]
+    truncated: bool
+    points: list[PointOut]
+
+
+class MetricDetail(BaseModel):
+    name: str
+    unit: str | None
+    external_tag: str
+    integration_type: str
+
+
+class MetricList(BaseModel):
+    asset_id: int
+    metrics: list[str]
+    details: list[MetricDetail]
+
+
+def iso_timestamps(timestamps_ns: np.ndarray) -> list[str]:
+    """ISO 8601 UTC ending in Z, vectorised; as precise as the data needs (s, ms or µs)."""
+    if not len(timestamps_ns):
+        return []
+    if not np.any(timestamps_ns % 1_000_000_000):
+        unit = "s"
+    elif not np.any(timestamps_ns % 1_000_000):
+        unit = "ms"
+    else:
+        unit = "us"
+    as_datetimes = timestamps_ns.view("datetime64[ns]").astype(f"datetime64[{unit}]")
+    texts = np.datetime_as_string(as_datetimes, unit=unit)
+    return [f"{text}Z" for text in texts.tolist()]
+
+
+def point_dicts(series: Series, unit: str | None) -> list[dict[str, object]]:
+    """The API's points; float64 values pass through untouched, NaN (bad) becomes null."""
+    values = series.values.tolist()
+    qualities = series.quality.tolist()
+    return [
+        {
+            "timestamp": timestamp,
+            "value": None if math.isnan(value) else value,
+            "unit": unit,
+            "quality": QUALITY_NAMES[quality],
+        }
+        for timestamp, value, quality in zip(
+            iso_timestamps(series.timestamps), values, qualities, strict=True
+        )
+    ]

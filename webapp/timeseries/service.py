@@ -1,0 +1,310 @@
+"""THE series service: mapping → connector → scale/offset → window/limit/downsample.
+
+The JSON API, the HTML metric fragments and the live streams all read plant data through
+this module, so they agree on windows, scaling, quality, fallback and BlackBox events.
+Reads are async (connectors are network clients); database work stays in the callers'
+short sessions, through the plain functions below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from webapp.blackbox.service import record_event
+from webapp.connectors.base import QUALITY_UNCERTAIN, ConnectorError, Series, datetime_to_ns
+from webapp.connectors.demo import DemoConnector
+from webapp.connectors.registry import get_connector
+from webapp.db import utcnow
+from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
+from webapp.integrations.service import active_mappings_for_asset
+
+MAX_WINDOW = timedelta(days=366)
+DEFAULT_PLOT_WINDOW = timedelta(hours=24)
+MIN_PLOT_POINTS = 3
+# Connectors bound each request themselves; this is the backstop against a hung peer.
+HANG_GRACE_SECONDS = 1.0
+
+Source = Literal["live", "fallback"]
+T = TypeVar("T")
+
+
+class SeriesMode(enum.StrEnum):
+    raw = "raw"
+    plot = "plot"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One mapped signal, detached from the database session (streams hold no session)."""
+
+    tenant_id: int
+    asset_id: int
+    mapping_id: int
+    metric: str
+    unit: str | None
+    external_tag: str
+    scaling_factor: float
+    offset_value: float
+    integration_id: int
+    integration_type: str
+    integration_config: dict[str, Any]
+
+    @property
+    def fallback_enabled(self) -> bool:
+        return self.integration_config.get("fallback") == "synthetic"
+
+    @property
+    def source_key(self) -> tuple[int, str]:
+        """What one poll reads: every viewer of the same (integration, tag) shares it."""
+        return (self.integration_id, self.external_tag)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesWindow:
+    from_time: datetime | None
+    to_time: datetime
+    limit: int
+    mode: SeriesMode
+
+    @property
+    def wholly_in_future(self) -> bool:
+        return self.from_time is not None and self.from_time > self.to_time
+
+
+class WindowError(ValueError):
+    """A window request that cannot be served; `parameter` names the culprit (→ 422)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRead:
+    signal: Signal
+    mode: SeriesMode
+    source: Source
+    truncated: bool
+    series: Series  # already scaled
+    connector_error: str | None = None  # why the fallback was used
+
+
+class SourceUnavailable(Exception):
+    """The source failed and the integration has no fallback (→ 503)."""
+
+    def __init__(self, signal: Signal, message: str) -> None:
+        super().__init__(message)
+        self.signal = signal
+
+
+# --- lookups (short database work) -----------------------------------------------------------
+
+
+def _signal(mapping: ExternalSignalMapping, integration: TenantIntegration) -> Signal:
+    return Signal(
+        tenant_id=mapping.tenant_id,
+        asset_id=mapping.asset_id,
+        mapping_id=mapping.id,
+        metric=mapping.internal_metric_name,
+        unit=mapping.unit,
+        external_tag=mapping.external_tag,
+        scaling_factor=mapping.scaling_factor,
+        offset_value=mapping.offset_value,
+        integration_id=integration.id,
+        integration_type=integration.type,
+        integration_config=dict(integration.config),
+    )
+
+
+def find_signal(session: Session, asset_id: int, metric: str) -> Signal | None:
+    """The active mapping of an asset's metric on an active integration, in the bound tenant."""
+    statement = (
+        select(ExternalSignalMapping, TenantIntegration)
+        .join(TenantIntegration, TenantIntegration.id == ExternalSignalMapping.integration_id)
+        .where(
+            ExternalSignalMapping.asset_id == asset_id,
+            ExternalSignalMapping.internal_metric_name == metric,
+            ExternalSignalMapping.is_active.is_(True),
+            TenantIntegration.is_active.is_(True),
+        )
+    )
+    row = session.execute(statement).first()
+    return None if row is None else _signal(*row)
+
+
+def asset_signals(session: Session, asset_id: int) -> list[Signal]:
+    """Every chartable signal of an asset, in mapping-id order ("first metric" in the UI)."""
+    return [_signal(m, i) for m, i in active_mappings_for_asset(session, asset_id)]
+
+
+# --- windows ---------------------------------------------------------------------------------
+
+
+def resolve_window(
+    *,
+    from_time: datetime | None,
+    to_time: datetime | None,
+    limit: int,
+    mode: SeriesMode,
+    now: datetime | None = None,
+) -> SeriesWindow:
+    """DESIGN.md §5: inclusive ends, to_time clamped to now, 366-day cap, plot defaults to 24 h."""
+    now = now or utcnow()
+    if from_time is not None and to_time is not None and from_time > to_time:
+        raise WindowError("from_time", "from_time must not be after to_time")
+    if mode is SeriesMode.plot and limit < MIN_PLOT_POINTS:
+        raise WindowError("limit", f"limit must be at least {MIN_PLOT_POINTS} with mode=plot")
+    end = now if to_time is None else min(to_time, now)
+    if from_time is None and mode is SeriesMode.plot:
+        from_time = end - DEFAULT_PLOT_WINDOW
+    if from_time is not None and (to_time or now) - from_time > MAX_WINDOW:
+        raise WindowError("from_time", "the window must not be longer than 366 days")
+    return SeriesWindow(from_time=from_time, to_time=end, limit=limit, mode=mode)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+_synthetic_source = DemoConnector({})
+
+
+def _scaled(series: Series, signal: Signal) -> Series:
+    if signal.scaling_factor == 1.0 and signal.offset_value == 0.0:
+        return series  # exactly the source's values, bit for bit
+    return replace(series, values=series.values * signal.scaling_factor + signal.offset_value)
+
+
+def _as_fallback(series: Series) -> Series:
+    return replace(series, quality=np.full(len(series), QUALITY_UNCERTAIN, dtype=np.uint8))
+
+
+async def bounded(awaitable: Awaitable[T], timeout: float) -> T:
+    """A connector call that cannot hang: a silent peer becomes a ConnectorError."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout + HANG_GRACE_SECONDS)
+    except TimeoutError:
+        raise ConnectorError(f"the source did not answer within {timeout:g} s") from None
+
+
+async def _fetch_window(connector: Any, tag: str, window: SeriesWindow) -> tuple[Series, bool]:
+    if window.mode is SeriesMode.plot:
+        assert window.from_time is not None
+        series = await connector.fetch_plot(tag, window.from_time, window.to_time, window.limit)
+        # "truncated" means downsampled; a reduced window fills the whole budget.
+        return series, len(series) >= window.limit
+    series = await connector.fetch_timeseries(
+        tag, window.from_time, window.to_time, window.limit + 1
+    )
+    return series.tail(window.limit), len(series) > window.limit
+
+
+def connector_for(signal: Signal, timeout: float) -> Any:
+    return get_connector(
+        signal.integration_id, signal.integration_type, signal.integration_config,
+        timeout=timeout,
+    )
+
+
+async def read_series(signal: Signal, window: SeriesWindow, *, timeout: float) -> SeriesRead:
+    """Read a window, falling back to flagged synthetic data only where the integration says so."""
+    if window.wholly_in_future:
+        return SeriesRead(signal, window.mode, "live", False, Series.empty())
+    try:
+        connector = connector_for(signal, timeout)
+        series, truncated = await bounded(
+            _fetch_window(connector, signal.external_tag, window), timeout
+        )
+        source: Source = "live"
+        error = None
+    except ConnectorError as exc:
+        if not signal.fallback_enabled:
+            raise SourceUnavailable(signal, _unavailable_message(signal, exc)) from None
+        series, truncated = await _fetch_window(_synthetic_source, signal.external_tag, window)
+        series, source, error = _as_fallback(series), "fallback", str(exc)
+    return SeriesRead(signal, window.mode, source, truncated, _scaled(series, signal), error)
+
+
+async def read_latest(signal: Signal, *, timeout: float) -> SeriesRead:
+    """The newest reading (0 or 1 point), with the same fallback rule as read_series."""
+    try:
+        connector = connector_for(signal, timeout)
+        series = await bounded(connector.fetch_latest(signal.external_tag), timeout)
+        source: Source = "live"
+        error = None
+    except ConnectorError as exc:
+        if not signal.fallback_enabled:
+            raise SourceUnavailable(signal, _unavailable_message(signal, exc)) from None
+        series = _as_fallback(await _synthetic_source.fetch_latest(signal.external_tag))
+        source, error = "fallback", str(exc)
+    return SeriesRead(signal, SeriesMode.raw, source, False, _scaled(series, signal), error)
+
+
+def _unavailable_message(signal: Signal, exc: ConnectorError) -> str:
+    return (
+        f"The {signal.integration_type} source for {signal.metric} "
+        f"({signal.external_tag}) is unavailable: {exc}"
+    )
+
+
+def window_since(series: Series, after: datetime) -> int:
+    """Index of the first point strictly after `after` (for stream resumption)."""
+    return int(np.searchsorted(series.timestamps, datetime_to_ns(after), "right"))
+
+
+# --- BlackBox --------------------------------------------------------------------------------
+
+
+def record_series_read(session: Session, *, user_id: int, read: SeriesRead) -> None:
+    """Exactly one SENSOR event per successful fetch; a fallback adds its CONNECTOR warning."""
+    signal = read.signal
+    record_event(
+        session,
+        tenant_id=signal.tenant_id,
+        asset_id=signal.asset_id,
+        source_system="OPTRIA_TWIN",
+        source_type="TAG_READING",
+        event_category="SENSOR",
+        severity="INFO",
+        summary=f"Time-series fetched for {signal.metric} via Digital Twin",
+        payload={
+            "metric": signal.metric,
+            "points_count": len(read.series),
+            "integration_type": signal.integration_type,
+            "external_tag": signal.external_tag,
+            "source": read.source,
+            "user_id": user_id,
+        },
+    )
+    if read.source == "fallback":
+        record_source_failure(
+            session, user_id=user_id, signal=signal,
+            message=f"Using synthetic fallback for {signal.metric}: {read.connector_error}",
+        )
+
+
+def record_source_failure(session: Session, *, user_id: int, signal: Signal, message: str) -> None:
+    record_event(
+        session,
+        tenant_id=signal.tenant_id,
+        asset_id=signal.asset_id,
+        source_system="OPTRIA_TWIN",
+        source_type="CONNECTOR",
+        event_category="CONNECTOR",
+        severity="WARNING",
+        summary=message,
+        payload={
+            "metric": signal.metric,
+            "integration_type": signal.integration_type,
+            "integration_id": signal.integration_id,
+            "external_tag": signal.external_tag,
+            "user_id": user_id,
+        },
+    )
