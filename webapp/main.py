@@ -29,6 +29,7 @@ from webapp.deps import NotAuthenticated, verify_csrf, wants_json
 from webapp.integrations import views as integration_views
 from webapp.templating import is_htmx, render_page
 from webapp.tenancy import views as tenancy_views
+from webapp.timeseries.hub import LiveHub
 from webapp.twin import views as twin_views
 
 SWAGGER_DIR = "/static/vendor/swagger-ui-5.35.0"
@@ -58,9 +59,20 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Frame-Options", "DENY")
                 if headers.get("content-type", "").startswith("text/html"):
                     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                response_started.append(True)
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        response_started: list[bool] = []
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette's outermost ServerErrorMiddleware would answer a bare text 500 without
+            # these headers; answer here (JSON, like every error) and let it log the exception.
+            if not response_started:
+                await JSONResponse({"detail": "Internal server error"}, status_code=500)(
+                    scope, receive, send_with_headers
+                )
+            raise
 
 
 def _login_redirect_target(request: Request) -> str:
@@ -144,7 +156,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         if settings.demo_mode:
             seed_demo_mappings_if_tenant_exists(app.state.session_factory, settings)
+        app.state.hub = LiveHub(
+            interval=settings.stream_interval_seconds,
+            timeout=settings.connector_timeout_seconds,
+            session_factory=app.state.session_factory,
+        )
         yield
+        await app.state.hub.aclose()
         await close_all_connectors()
         app.state.engine.dispose()
 

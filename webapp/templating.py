@@ -99,6 +99,17 @@ _environment.globals.update(text_direction=text_direction)
 templates = Jinja2Blocks(env=_environment)
 
 
+def render_partial(template: str, context: dict[str, Any], *, locale: str) -> str:
+    """An SSE payload rendered outside any request, in the viewer's language."""
+    token = _current_locale.set(locale)
+    try:
+        return _environment.get_template(template).render(
+            {"locale": locale, "direction": text_direction(locale), **context}
+        )
+    finally:
+        _current_locale.reset(token)
+
+
 def is_htmx(request: Request) -> bool:
     return (
         request.headers.get("HX-Request") == "true"

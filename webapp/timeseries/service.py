@@ -26,6 +26,7 @@ from webapp.connectors.registry import get_connector
 from webapp.db import utcnow
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
 from webapp.integrations.service import active_mappings_for_asset
+from webapp.timeseries.downsample import downsample
 
 MAX_WINDOW = timedelta(days=366)
 DEFAULT_PLOT_WINDOW = timedelta(hours=24)
@@ -176,7 +177,7 @@ def resolve_window(
 _synthetic_source = DemoConnector({})
 
 
-def _scaled(series: Series, signal: Signal) -> Series:
+def scale_series(series: Series, signal: Signal) -> Series:
     if signal.scaling_factor == 1.0 and signal.offset_value == 0.0:
         return series  # exactly the source's values, bit for bit
     return replace(series, values=series.values * signal.scaling_factor + signal.offset_value)
@@ -197,9 +198,15 @@ async def bounded(awaitable: Awaitable[T], timeout: float) -> T:
 async def _fetch_window(connector: Any, tag: str, window: SeriesWindow) -> tuple[Series, bool]:
     if window.mode is SeriesMode.plot:
         assert window.from_time is not None
-        series = await connector.fetch_plot(tag, window.from_time, window.to_time, window.limit)
-        # "truncated" means downsampled; a reduced window fills the whole budget.
-        return series, len(series) >= window.limit
+        # One point over the budget tells a window that fits (returned whole, not truncated)
+        # from one that had to be reduced, even when it holds exactly `limit` points.
+        series = await connector.fetch_plot(
+            tag, window.from_time, window.to_time, window.limit + 1
+        )
+        if len(series) <= window.limit:
+            return series, False
+        # Reducing the reduced series keeps its min and max, which are the window's.
+        return downsample(series, window.limit), True
     series = await connector.fetch_timeseries(
         tag, window.from_time, window.to_time, window.limit + 1
     )
@@ -207,10 +214,14 @@ async def _fetch_window(connector: Any, tag: str, window: SeriesWindow) -> tuple
 
 
 def connector_for(signal: Signal, timeout: float) -> Any:
-    return get_connector(
-        signal.integration_id, signal.integration_type, signal.integration_config,
-        timeout=timeout,
-    )
+    """The integration's connector; a stored config it rejects is a source failure, not a 500."""
+    try:
+        return get_connector(
+            signal.integration_id, signal.integration_type, signal.integration_config,
+            timeout=timeout,
+        )
+    except ValueError as exc:
+        raise ConnectorError(f"the integration's config is not usable: {exc}") from None
 
 
 async def read_series(signal: Signal, window: SeriesWindow, *, timeout: float) -> SeriesRead:
@@ -229,7 +240,7 @@ async def read_series(signal: Signal, window: SeriesWindow, *, timeout: float) -
             raise SourceUnavailable(signal, _unavailable_message(signal, exc)) from None
         series, truncated = await _fetch_window(_synthetic_source, signal.external_tag, window)
         series, source, error = _as_fallback(series), "fallback", str(exc)
-    return SeriesRead(signal, window.mode, source, truncated, _scaled(series, signal), error)
+    return SeriesRead(signal, window.mode, source, truncated, scale_series(series, signal), error)
 
 
 async def read_latest(signal: Signal, *, timeout: float) -> SeriesRead:
@@ -244,7 +255,7 @@ async def read_latest(signal: Signal, *, timeout: float) -> SeriesRead:
             raise SourceUnavailable(signal, _unavailable_message(signal, exc)) from None
         series = _as_fallback(await _synthetic_source.fetch_latest(signal.external_tag))
         source, error = "fallback", str(exc)
-    return SeriesRead(signal, SeriesMode.raw, source, False, _scaled(series, signal), error)
+    return SeriesRead(signal, SeriesMode.raw, source, False, scale_series(series, signal), error)
 
 
 def _unavailable_message(signal: Signal, exc: ConnectorError) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -9,19 +12,34 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetList
-from webapp.deps import AssetId, CurrentUser, SessionDep, SettingsDep
-from webapp.templating import render_page
+from webapp.connectors.base import Series
+from webapp.deps import AssetId, CurrentUser, SessionDep, SettingsDep, bearer_token
+from webapp.security import token_digest
+from webapp.templating import is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
 from webapp.timeseries import service as series_service
+from webapp.timeseries.hub import LiveHub, ns_to_event_id
 from webapp.timeseries.schemas import MetricDetail, MetricList, SeriesOut, point_dicts
 from webapp.timeseries.service import SeriesMode, SeriesRead, Signal, SourceUnavailable
+from webapp.twin.charts import build_chart
+from webapp.twin.presenters import (
+    RANGE_SPANS,
+    ChartRange,
+    LatestView,
+    chart_window,
+    latest_view,
+    metric_label,
+    range_label,
+)
 
 router = APIRouter()
 
+HEARTBEAT_SECONDS = 15
 MetricName = Annotated[str, Path(min_length=1, max_length=64, description="Internal metric name")]
 
 
@@ -154,26 +172,242 @@ async def metric_series(
 
 # --- pages and fragments -------------------------------------------------------------------
 
+RangeQuery = Annotated[ChartRange, Query(alias="range", description="100, 24h or 7d")]
+
+
+def _hub(request: Request) -> LiveHub:
+    return request.app.state.hub
+
+
+async def _card_values(hub: LiveHub, signals: dict[int, list[Signal]], timezone: str) -> dict:
+    """Each card's first two metrics, from the live hub (a summary: no SENSOR event)."""
+    wanted = [signal for asset_signals in signals.values() for signal in asset_signals[:2]]
+    results = await asyncio.gather(*(hub.latest(signal) for signal in wanted))
+    values: dict[int, list[tuple[Signal, LatestView | None]]] = {}
+    for signal, result in zip(wanted, results, strict=True):
+        view = None
+        if result is not None:
+            view = latest_view(result[0], unit=signal.unit, timezone=timezone, source=result[1])
+        values.setdefault(signal.asset_id, []).append((signal, view))
+    return values
+
+
+def _grid_context(db: Session, user: User) -> tuple[list[Asset], dict[int, list[Signal]]]:
+    assets = list(asset_service.list_assets(db))
+    signals = {asset.id: series_service.asset_signals(db, asset.id) for asset in assets}
+    return assets, signals
+
+
+async def _page_context(request: Request, db: Session, user: User) -> dict[str, object]:
+    assets, signals = await run_in_threadpool(_grid_context, db, user)
+    card_values = await _card_values(_hub(request), signals, user.tenant.timezone)
+    return {"assets": assets, "asset_signals": signals, "card_values": card_values}
+
 
 @router.get("/twins", response_class=HTMLResponse, include_in_schema=False)
-def twins_page(request: Request, db: SessionDep, _user: CurrentUser) -> HTMLResponse:
+async def twins_page(request: Request, db: SessionDep, user: CurrentUser) -> HTMLResponse:
     # For htmx (the panel's close button) only the now-empty panel block.
-    return render_page(
-        request,
-        "twins/index.html",
-        {"assets": asset_service.list_assets(db), "selected": None},
-        block="twin_panel",
-    )
+    if is_htmx(request):
+        return render_page(request, "twins/index.html", {"selected": None}, block="twin_panel")
+    context = await _page_context(request, db, user)
+    return render_page(request, "twins/index.html", {**context, "selected": None})
+
+
+def _panel_context(db: Session, asset_id: int) -> dict[str, object]:
+    asset = _asset_or_404(db, asset_id)
+    return {"selected": asset, "signals": series_service.asset_signals(db, asset_id)}
 
 
 @router.get("/twins/assets/{asset_id}", response_class=HTMLResponse, include_in_schema=False)
-def asset_panel(
-    request: Request, asset_id: AssetId, db: SessionDep, _user: CurrentUser
+async def asset_panel(
+    request: Request, asset_id: AssetId, db: SessionDep, user: CurrentUser
 ) -> HTMLResponse:
-    asset = _asset_or_404(db, asset_id)
+    """The panel; its first metric loads by itself (a fragment request, with its own event)."""
+    panel = await run_in_threadpool(_panel_context, db, asset_id)
+    signals = panel["signals"]
+    context = {**panel, "selected_metric": signals[0].metric if signals else None, "metric": None}
+    if not is_htmx(request):
+        context = {**await _page_context(request, db, user), **context}
+    return render_page(request, "twins/index.html", context, block="twin_panel")
+
+
+def metric_context(
+    *, signal: Signal, chart_range: ChartRange, series: Series, source: str, timezone: str,
+    interval_seconds: float,
+) -> dict[str, object]:
+    """Everything the metric view and its SSE payloads show, from one scaled series."""
+    return {
+        "signal": signal,
+        "chart_range": chart_range,
+        "ranges": list(ChartRange),
+        "latest": latest_view(series, unit=signal.unit, timezone=timezone, source=source),
+        "chart": build_chart(series, unit=signal.unit, timezone=timezone),
+        "chart_id": f"{signal.mapping_id}-{chart_range.value}",
+        "chart_title": f"{metric_label(signal.metric)} — {range_label(chart_range)}",
+        "stream_url": (
+            f"/twins/assets/{signal.asset_id}/metrics/{signal.metric}/stream"
+            f"?range={chart_range.value}"
+        ),
+        "interval_ms": int(interval_seconds * 1000),
+    }
+
+
+@router.get(
+    "/twins/assets/{asset_id}/metrics/{metric_name}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+)
+async def metric_view(
+    request: Request,
+    asset_id: AssetId,
+    metric_name: MetricName,
+    db: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    chart_range: RangeQuery = ChartRange.last_100,
+) -> HTMLResponse:
+    """Latest value + chart of one metric; errors stay readable inside the panel."""
+    context: dict[str, object] = {"selected_metric": metric_name, "metric": None}
+    status_code = 200
+    try:
+        signal = await run_in_threadpool(_signal_or_404, db, asset_id, metric_name)
+        read = await read_series_for_user(
+            db, user, signal, chart_window(chart_range), settings.connector_timeout_seconds
+        )
+        context["metric"] = metric_context(
+            signal=signal, chart_range=chart_range, series=read.series, source=read.source,
+            timezone=user.tenant.timezone, interval_seconds=settings.stream_interval_seconds,
+        )
+    except HTTPException as exc:
+        if exc.status_code not in (404, 503):
+            raise
+        status_code = exc.status_code
+        context["metric_error"] = {"status": exc.status_code, "message": exc.detail}
+    if not is_htmx(request):
+        try:
+            panel = await run_in_threadpool(_panel_context, db, asset_id)
+        except HTTPException:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Asset {asset_id} not found") from None
+        context = {**await _page_context(request, db, user), **panel, **context}
     return render_page(
-        request,
-        "twins/index.html",
-        {"assets": asset_service.list_assets(db), "selected": asset},
-        block="twin_panel",
+        request, "twins/index.html", context, block="metric_view", status_code=status_code
     )
+
+
+# --- live streams --------------------------------------------------------------------------
+
+
+def _credential_digest(request: Request) -> str:
+    """What the hub re-checks every tick: the session or bearer token behind this stream."""
+    token = bearer_token(request)
+    return token_digest(token if token is not None else request.state.session_id)
+
+
+def _last_event_time(request: Request) -> datetime | None:
+    header = request.headers.get("Last-Event-ID", "").strip()
+    if not header:
+        return None
+    try:
+        return _as_utc(datetime.fromisoformat(header.replace("Z", "+00:00")))
+    except ValueError:
+        return None  # an id we never issued: start from now rather than fail the reconnect
+
+
+async def _ensure_chart(
+    hub: LiveHub, db: Session, user: User, signal: Signal, chart_range: ChartRange,
+    timeout: float,
+) -> None:
+    """Seed the shared chart of (mapping, range); the stream's one SENSOR event is this read."""
+    read = await read_series_for_user(db, user, signal, chart_window(chart_range), timeout)
+    hub.seed_chart(
+        (signal.mapping_id, chart_range.value), read.series,
+        limit=chart_window(chart_range).limit, span=RANGE_SPANS[chart_range],
+    )
+
+
+@router.get(
+    "/twins/assets/{asset_id}/metrics/{metric_name}/stream", include_in_schema=False
+)
+async def metric_fragment_stream(
+    request: Request,
+    asset_id: AssetId,
+    metric_name: MetricName,
+    db: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    chart_range: RangeQuery = ChartRange.last_100,
+) -> EventSourceResponse:
+    """SSE `latest` and `chart` fragments, rendered once per tick per (mapping, range, locale)."""
+    hub = _hub(request)
+    signal = await run_in_threadpool(_signal_or_404, db, asset_id, metric_name)
+    await _ensure_chart(hub, db, user, signal, chart_range, settings.connector_timeout_seconds)
+    # Everything the stream needs is copied now: no database session while it streams.
+    locale, timezone = request.state.locale, user.tenant.timezone
+    chart_key = (signal.mapping_id, chart_range.value)
+    watch = hub.watch(_credential_digest(request))
+    after = _last_event_time(request)
+
+    def render(series: Series) -> tuple[str, str]:
+        context = metric_context(
+            signal=signal, chart_range=chart_range, series=series,
+            source=hub.feeds[signal.source_key].source if signal.source_key in hub.feeds
+            else "live", timezone=timezone, interval_seconds=settings.stream_interval_seconds,
+        )
+        return (
+            render_partial("_metric_latest.html", context, locale=locale),
+            render_partial("_metric_chart.html", context, locale=locale),
+        )
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            async for batch in hub.subscribe(signal, after=after, watch=watch):
+                latest_html, chart_html = hub.fragments(chart_key, signal, locale, render)
+                event_id = ns_to_event_id(int(batch.timestamps[-1]))
+                yield ServerSentEvent(data=latest_html, event="latest", id=event_id)
+                yield ServerSentEvent(data=chart_html, event="chart", id=event_id)
+            yield ServerSentEvent(data="session ended", event="close")
+        finally:
+            hub.unwatch(watch)
+
+    return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS)
+
+
+@router.get(
+    "/api/twins/assets/{asset_id}/metrics/{metric_name}/stream",
+    tags=["twins"],
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE `point` events"}},
+)
+async def metric_point_stream(
+    request: Request,
+    asset_id: AssetId,
+    metric_name: MetricName,
+    db: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+) -> EventSourceResponse:
+    """`event: point` per new reading, `id:` its timestamp; honours Last-Event-ID."""
+    hub = _hub(request)
+    signal = await run_in_threadpool(_signal_or_404, db, asset_id, metric_name)
+    latest = await hub.latest(signal)
+    if latest is None:
+        failure = SourceUnavailable(signal, f"The source for {signal.metric} is unavailable")
+        await run_in_threadpool(_record_failure, db, user, failure)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure))
+    opened = SeriesRead(signal, SeriesMode.raw, latest[1], False, latest[0])  # type: ignore[arg-type]
+    await run_in_threadpool(_record_read, db, user, opened)
+    watch = hub.watch(_credential_digest(request))
+    after = _last_event_time(request)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            async for batch in hub.subscribe(signal, after=after, watch=watch):
+                for point in point_dicts(batch, signal.unit):
+                    yield ServerSentEvent(
+                        data=json.dumps(point), event="point", id=str(point["timestamp"])
+                    )
+            yield ServerSentEvent(data="session ended", event="close")
+        finally:
+            hub.unwatch(watch)
+
+    return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS)

@@ -1,0 +1,299 @@
+"""Live streams: the shared hub, SSE framing, resume, revocation, and tenant safety."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from bs4 import BeautifulSoup
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.conftest import TenantWorld, bearer_headers, browser_login
+from tests.peers import add_integration, add_mapping, event_count
+from webapp.connectors.base import Series, datetime_to_ns
+from webapp.connectors.demo import DemoConnector, demo_values
+from webapp.db import utcnow
+from webapp.tenancy.models import UserSession
+from webapp.timeseries.hub import LiveHub
+from webapp.timeseries.service import Signal
+
+TAG = "PI:P-101.VIB"
+
+
+@dataclass
+class Mapped:
+    asset_id: int
+    metric: str = "vibration_rms"
+
+    @property
+    def json_stream(self) -> str:
+        return f"/api/twins/assets/{self.asset_id}/metrics/{self.metric}/stream"
+
+    @property
+    def html_stream(self) -> str:
+        return f"/twins/assets/{self.asset_id}/metrics/{self.metric}/stream"
+
+
+def map_demo_signal(factory: sessionmaker[Session], world: TenantWorld) -> Mapped:
+    integration_id = add_integration(
+        factory, world.tenant.id, type="demo", name="Demo", config={"mode": "demo"}
+    )
+    add_mapping(
+        factory, world.tenant.id, asset_id=world.assets[0].id, integration_id=integration_id,
+        metric="vibration_rms", tag=TAG, unit="mm/s",
+    )
+    return Mapped(world.assets[0].id)
+
+
+@pytest.fixture
+def mapped(session_factory: sessionmaker[Session], tenant_a: TenantWorld) -> Mapped:
+    return map_demo_signal(session_factory, tenant_a)
+
+
+def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
+    """Parse `count` SSE events (comments and heartbeats skipped) from a line iterator."""
+    events: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if current:
+                events.append(current)
+                current = {}
+                if len(events) == count:
+                    return events
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        current[field] = current[field] + "\n" + value if field in current else value
+    return events
+
+
+def sensor_events(owner_engine: Engine, tenant_id: int) -> int:
+    return event_count(owner_engine, tenant_id=tenant_id, category="SENSOR")
+
+
+# --- the JSON point stream -----------------------------------------------------------------
+
+
+def test_point_stream_sends_new_readings_with_timestamp_ids(
+    client: TestClient, mapped: Mapped, tenant_a: TenantWorld, owner_engine: Engine
+) -> None:
+    headers = bearer_headers(client, tenant_a.admin.email)
+    with client.stream("GET", mapped.json_stream, headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = read_events(response.iter_lines(), 3)
+    assert [event["event"] for event in events] == ["point"] * 3
+    points = [json.loads(event["data"]) for event in events]
+    assert [event["id"] for event in events] == [point["timestamp"] for point in points]
+    stamps = [point["timestamp"] for point in points]
+    assert stamps == sorted(set(stamps)), "each push is newer than the last"
+    for point in points:
+        assert set(point) == {"timestamp", "value", "unit", "quality"}
+        assert point["unit"] == "mm/s" and point["quality"] == "good"
+        assert point["timestamp"].endswith("Z")
+        moment = datetime_to_ns(_parse(point["timestamp"]))
+        assert point["value"] == float(demo_values(TAG, [moment])[0])
+    assert sensor_events(owner_engine, tenant_a.tenant.id) == 1, "one event per opened stream"
+
+
+def _parse(stamp: str):  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_last_event_id_resumes_from_the_buffer_without_gaps_or_duplicates(
+    client: TestClient, mapped: Mapped, tenant_a: TenantWorld
+) -> None:
+    headers = bearer_headers(client, tenant_a.admin.email)
+    with client.stream("GET", mapped.json_stream, headers=headers) as response:
+        first = read_events(response.iter_lines(), 4)
+    resume_from = first[0]["id"]
+    with client.stream(
+        "GET", mapped.json_stream, headers={**headers, "Last-Event-ID": resume_from}
+    ) as response:
+        resumed = read_events(response.iter_lines(), 4)
+    resumed_ids = [event["id"] for event in resumed]
+    assert resumed_ids[:3] == [event["id"] for event in first[1:]], "buffered points, in order"
+    assert resume_from not in resumed_ids
+    assert resumed_ids == sorted(set(resumed_ids))
+
+
+def test_an_id_older_than_the_buffer_resumes_from_history(
+    client: TestClient, mapped: Mapped, tenant_a: TenantWorld
+) -> None:
+    headers = bearer_headers(client, tenant_a.admin.email)
+    since = (utcnow() - timedelta(minutes=30)).replace(second=0, microsecond=0)
+    with client.stream(
+        "GET", mapped.json_stream,
+        headers={**headers, "Last-Event-ID": since.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    ) as response:
+        events = read_events(response.iter_lines(), 5)
+    stamps = [_parse(event["id"]) for event in events]
+    assert stamps[0] == since + timedelta(minutes=1), "history resumes right after the id"
+    assert all(b - a == timedelta(minutes=1) for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+def test_other_tenants_stream_is_404_and_writes_nothing(
+    client: TestClient, session_factory: sessionmaker[Session], tenant_a: TenantWorld,
+    tenant_b: TenantWorld, owner_engine: Engine,
+) -> None:
+    theirs = map_demo_signal(session_factory, tenant_b)
+    headers = bearer_headers(client, tenant_a.admin.email)
+    before = event_count(owner_engine, category="SENSOR")
+    for url in (theirs.json_stream, theirs.html_stream):
+        response = client.get(url, headers=headers)
+        assert response.status_code == 404
+        assert "PI:" not in response.text
+    assert event_count(owner_engine, category="SENSOR") == before
+
+
+def test_unknown_metric_stream_is_404(
+    client: TestClient, mapped: Mapped, tenant_a: TenantWorld
+) -> None:
+    headers = bearer_headers(client, tenant_a.admin.email)
+    unknown = Mapped(mapped.asset_id, "no_such_metric")
+    assert client.get(unknown.json_stream, headers=headers).status_code == 404
+
+
+# --- the HTML fragment stream --------------------------------------------------------------
+
+
+def test_fragment_stream_swaps_latest_and_chart(
+    client: TestClient, mapped: Mapped, tenant_a: TenantWorld, owner_engine: Engine
+) -> None:
+    browser_login(client, tenant_a.users["viewer"].email)
+    with client.stream("GET", mapped.html_stream) as response:
+        assert response.status_code == 200
+        events = read_events(response.iter_lines(), 4)
+    assert [event["event"] for event in events] == ["latest", "chart", "latest", "chart"]
+    assert events[0]["id"] == events[1]["id"] < events[2]["id"]
+    latest = BeautifulSoup(events[2]["data"], "html.parser")
+    assert latest.select_one("[data-role=unit]").text == "mm/s"
+    value = latest.select_one("[data-role=latest-value]").text
+    assert value and value != "—"
+    time = latest.select_one("[data-role=latest-time]")
+    assert time["datetime"].endswith("Z")
+    chart = BeautifulSoup(events[3]["data"], "html.parser").select_one("svg[data-role=chart]")
+    assert int(chart["data-points"]) == 100
+    for marker in ("chart-min", "chart-max", "chart-last"):
+        assert chart.select_one(f"[data-role={marker}]") is not None
+    assert "mm/s" in [label.text for label in chart.select("[data-role=axis-label]")]
+    assert sensor_events(owner_engine, tenant_a.tenant.id) == 1
+
+
+def test_revoked_session_ends_the_stream_with_close(
+    client: TestClient, mapped: Mapped, tenant_a: TenantWorld, owner_engine: Engine
+) -> None:
+    browser_login(client, tenant_a.users["viewer"].email)
+    with client.stream("GET", mapped.html_stream) as response:
+        lines = response.iter_lines()
+        assert read_events(lines, 2)[0]["event"] == "latest"
+        with owner_engine.begin() as connection:
+            connection.execute(update(UserSession).values(revoked_at=utcnow()))
+        remaining = read_events(lines, 50)
+    assert remaining[-1]["event"] == "close"
+    assert len(remaining) < 50, "the stream ended after the revocation"
+
+
+# --- the hub itself ------------------------------------------------------------------------
+
+
+def demo_signal(integration_id: int, mapping_id: int = 1, scale: float = 1.0) -> Signal:
+    return Signal(
+        tenant_id=1, asset_id=1, mapping_id=mapping_id, metric="vibration_rms", unit="mm/s",
+        external_tag=TAG, scaling_factor=scale, offset_value=0.0,
+        integration_id=integration_id, integration_type="demo",
+        integration_config={"mode": "demo"},
+    )
+
+
+def test_one_poll_per_tick_serves_every_viewer(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    original = DemoConnector.fetch_latest
+
+    async def counting_fetch_latest(self: DemoConnector, tag: str) -> Series:
+        calls.append(tag)
+        return await original(self, tag)
+
+    monkeypatch.setattr(DemoConnector, "fetch_latest", counting_fetch_latest)
+    viewers, wanted = 300, 4
+
+    async def scenario() -> tuple[list[list[int]], int]:
+        hub = LiveHub(interval=0.05, timeout=1.0)
+        signal = demo_signal(integration_id=900_001)
+        received: list[list[int]] = [[] for _ in range(viewers)]
+
+        async def viewer(index: int) -> None:
+            async for batch in hub.subscribe(signal):
+                received[index].extend(batch.timestamps.tolist())
+                if len(received[index]) >= wanted:
+                    return
+
+        await asyncio.wait_for(asyncio.gather(*(viewer(i) for i in range(viewers))), 20)
+        polls = hub.feeds[signal.source_key].polls
+        await hub.aclose()
+        return received, polls
+
+    received, polls = asyncio.run(scenario())
+    assert all(stamps[:wanted] == received[0][:wanted] for stamps in received)
+    assert len(calls) == polls, "each poll is exactly one connector call"
+    assert polls < wanted + 3, f"{polls} polls for {viewers} viewers of {wanted} readings"
+
+
+def test_each_viewer_sees_its_own_scaling_of_one_shared_poll() -> None:
+    async def scenario() -> tuple[list[float], list[float]]:
+        hub = LiveHub(interval=0.05, timeout=1.0)
+        raw, doubled = demo_signal(900_002, 1), demo_signal(900_002, 2, scale=2.0)
+
+        async def first(signal: Signal) -> list[float]:
+            async for batch in hub.subscribe(signal):
+                return batch.values.tolist()
+            return []
+
+        results = await asyncio.gather(first(raw), first(doubled))
+        await hub.aclose()
+        return results[0], results[1]
+
+    raw_values, doubled_values = asyncio.run(scenario())
+    assert doubled_values == [value * 2.0 for value in raw_values]
+
+
+def test_fragments_render_once_per_tick_per_variant() -> None:
+    renders: list[int] = []
+
+    async def scenario() -> None:
+        hub = LiveHub(interval=0.05, timeout=1.0)
+        signal = demo_signal(900_003)
+        now = utcnow()
+        history = await DemoConnector({}).fetch_timeseries(TAG, now - timedelta(hours=3), now, 100)
+        hub.seed_chart((1, "100"), history, limit=100, span=None)
+        key = (1, "100")
+
+        def render(series: Series) -> str:
+            renders.append(len(series))
+            return f"chart of {len(series)}"
+
+        async def viewer() -> None:
+            count = 0
+            async for _batch in hub.subscribe(signal):
+                hub.fragments(key, signal, "en", render)
+                count += 1
+                if count == 3:
+                    return
+
+        await asyncio.wait_for(asyncio.gather(*(viewer() for _ in range(50))), 10)
+        await hub.aclose()
+
+    asyncio.run(scenario())
+    assert 3 <= len(renders) <= 5, f"{len(renders)} renders for 50 viewers over 3 ticks"
+    assert all(count == 100 for count in renders), "the chart keeps the latest 100 points"

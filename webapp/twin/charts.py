@@ -1,0 +1,157 @@
+"""Server-rendered SVG charts: geometry from a columnar Series, formatting at the edge.
+
+The chart is plain data for `partials/_metric_chart.html`; the same function serves the
+metric fragment and every SSE `chart` event. Time runs left → right in every language.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+
+from webapp.connectors.base import QUALITY_NAMES, Series, ns_to_datetime
+from webapp.templating import format_local_time, format_number
+
+WIDTH, HEIGHT = 720, 260
+PAD_START, PAD_END, PAD_TOP, PAD_BOTTOM = 64, 20, 22, 36
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    role: str  # chart-min | chart-max | chart-last
+    x: float
+    y: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class AxisLabel:
+    x: float
+    y: float
+    text: str
+    anchor: str  # SVG text-anchor
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    time: str
+    time_iso: str
+    value: str
+    quality: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    width: int
+    height: int
+    point_count: int
+    path: str
+    markers: tuple[Marker, ...]
+    value_labels: tuple[AxisLabel, ...]
+    time_labels: tuple[AxisLabel, ...]
+    gridlines: tuple[float, ...]
+    unit_label: AxisLabel
+    rows: tuple[TableRow, ...]
+    plot_left: int = PAD_START
+    plot_right: int = WIDTH - PAD_END
+    plot_top: int = PAD_TOP
+    plot_bottom: int = HEIGHT - PAD_BOTTOM
+
+
+def value_digits(span: float) -> int:
+    """Enough decimals to tell the ticks apart, no more."""
+    if span <= 0 or not math.isfinite(span):
+        return 2
+    return max(0, min(3, 2 - math.floor(math.log10(span))))
+
+
+def format_value(value: float | None, digits: int = 2) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return format_number(value, digits)
+
+
+def _time_format(span_ns: int) -> str:
+    return "HH:mm" if span_ns <= timedelta(hours=24).total_seconds() * 1e9 else "d MMM HH:mm"
+
+
+def build_chart(series: Series, *, unit: str | None, timezone: str) -> Chart:
+    timestamps, values = series.timestamps, series.values
+    finite = np.isfinite(values)
+    plot_width = WIDTH - PAD_START - PAD_END
+    plot_height = HEIGHT - PAD_TOP - PAD_BOTTOM
+    unit_label = AxisLabel(PAD_START - 8, PAD_TOP - 8, unit or "", "end")
+
+    if not finite.any():
+        return Chart(WIDTH, HEIGHT, len(series), "", (), (), (), (), unit_label, ())
+
+    low, high = float(values[finite].min()), float(values[finite].max())
+    margin = (high - low) * 0.08 or max(abs(high) * 0.05, 1.0)
+    y_low, y_high = low - margin, high + margin
+    t0, t1 = int(timestamps[0]), int(timestamps[-1])
+    t_span = max(t1 - t0, 1)
+
+    xs = PAD_START + (timestamps - t0) / t_span * plot_width if len(series) > 1 else np.full(
+        len(series), PAD_START + plot_width / 2
+    )
+    ys = PAD_TOP + (y_high - values) / (y_high - y_low) * plot_height
+
+    # Bad points (NaN) break the line instead of drawing through them.
+    commands: list[str] = []
+    pen_down = False
+    for x, y, ok in zip(xs.tolist(), ys.tolist(), finite.tolist(), strict=True):
+        if not ok:
+            pen_down = False
+            continue
+        commands.append(f"{'L' if pen_down else 'M'}{x:.1f},{y:.1f}")
+        pen_down = True
+
+    digits = value_digits(y_high - y_low)
+    index_min = int(np.flatnonzero(finite)[np.argmin(values[finite])])
+    index_max = int(np.flatnonzero(finite)[np.argmax(values[finite])])
+    index_last = int(np.flatnonzero(finite)[-1])
+    markers = tuple(
+        Marker(role, float(xs[i]), float(ys[i]), format_value(float(values[i]), digits))
+        for role, i in (("chart-min", index_min), ("chart-max", index_max),
+                        ("chart-last", index_last))
+    )
+
+    tick_values = (y_low + margin, (y_low + y_high) / 2, y_high - margin)
+    value_labels = tuple(
+        AxisLabel(PAD_START - 8, PAD_TOP + (y_high - v) / (y_high - y_low) * plot_height + 4,
+                  format_value(v, digits), "end")
+        for v in tick_values
+    )
+    gridlines = tuple(label.y - 4 for label in value_labels)
+
+    time_format = _time_format(t_span)
+    time_ticks = (t0, t0 + t_span // 2, t1) if len(series) > 1 else (t0,)
+    anchors = ("start", "middle", "end") if len(series) > 1 else ("middle",)
+    time_labels = tuple(
+        AxisLabel(
+            PAD_START + (t - t0) / t_span * plot_width if len(series) > 1 else PAD_START
+            + plot_width / 2,
+            HEIGHT - PAD_BOTTOM + 20,
+            format_local_time(ns_to_datetime(t), timezone, time_format),
+            anchor,
+        )
+        for t, anchor in zip(time_ticks, anchors, strict=True)
+    )
+
+    rows = tuple(
+        TableRow(
+            time=format_local_time(ns_to_datetime(t), timezone, "medium"),
+            time_iso=ns_to_datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            value=format_value(v, max(digits, 2)),
+            quality=QUALITY_NAMES[q],
+        )
+        for t, v, q in zip(timestamps.tolist(), values.tolist(), series.quality.tolist(),
+                           strict=True)
+    )
+    return Chart(
+        WIDTH, HEIGHT, len(series), " ".join(commands), markers, value_labels, time_labels,
+        gridlines, unit_label, rows,
+    )

@@ -1,0 +1,103 @@
+"""What operators read: human metric labels, chart ranges, the latest-value view."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+
+from webapp.connectors.base import QUALITY_NAMES, Series, ns_to_datetime
+from webapp.templating import format_local_time, gettext, templates
+from webapp.timeseries.service import SeriesMode, SeriesWindow, resolve_window
+from webapp.twin.charts import format_value, value_digits
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction; translated where it is shown."""
+    return message
+
+
+METRIC_LABELS = {
+    "vibration_rms": N_("Vibration RMS"),
+    "temperature": N_("Temperature"),
+    "pressure": N_("Pressure"),
+    "flow_rate": N_("Flow rate"),
+    "power": N_("Power"),
+    "shaft_speed": N_("Shaft speed"),
+    "differential_pressure": N_("Differential pressure"),
+    "liquid_level": N_("Liquid level"),
+}
+
+
+def metric_label(metric: str) -> str:
+    label = METRIC_LABELS.get(metric)
+    return gettext(label) if label else metric.replace("_", " ").capitalize()
+
+
+class ChartRange(enum.StrEnum):
+    last_100 = "100"
+    day = "24h"
+    week = "7d"
+
+
+RANGE_LABELS = {
+    ChartRange.last_100: N_("Last 100"),
+    ChartRange.day: N_("24 h"),
+    ChartRange.week: N_("7 days"),
+}
+PLOT_POINTS = 300
+RANGE_SPANS: dict[ChartRange, timedelta | None] = {
+    ChartRange.last_100: None,
+    ChartRange.day: timedelta(hours=24),
+    ChartRange.week: timedelta(days=7),
+}
+
+
+def range_label(chart_range: ChartRange) -> str:
+    return gettext(RANGE_LABELS[chart_range])
+
+
+def chart_window(chart_range: ChartRange) -> SeriesWindow:
+    """`100`: the latest 100 raw points; `24h` and `7d`: mode=plot over that span."""
+    span = RANGE_SPANS[chart_range]
+    if span is None:
+        return resolve_window(from_time=None, to_time=None, limit=100, mode=SeriesMode.raw)
+    window = resolve_window(from_time=None, to_time=None, limit=PLOT_POINTS, mode=SeriesMode.plot)
+    return SeriesWindow(window.to_time - span, window.to_time, PLOT_POINTS, SeriesMode.plot)
+
+
+@dataclass(frozen=True, slots=True)
+class LatestView:
+    value_text: str
+    unit: str
+    time_text: str
+    time_iso: str
+    quality: str
+    source: str
+
+
+def latest_view(series: Series, *, unit: str | None, timezone: str, source: str) -> LatestView:
+    """The newest point of a series, formatted for the viewer's language and the plant's clock."""
+    if not len(series):
+        return LatestView("—", unit or "", "", "", "bad", source)
+    ns = int(series.timestamps[-1])
+    value = float(series.values[-1])
+    finite = series.values[np.isfinite(series.values)]
+    span = float(finite.max() - finite.min()) if len(finite) > 1 else abs(value)
+    digits = value_digits(span) if math.isfinite(value) else 2
+    moment = ns_to_datetime(ns)
+    return LatestView(
+        value_text=format_value(value, digits),
+        unit=unit or "",
+        time_text=format_local_time(moment, timezone, "medium"),
+        time_iso=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        quality=QUALITY_NAMES[int(series.quality[-1])],
+        source=source,
+    )
+
+
+# Templates call these like macros (screen templates import nothing).
+templates.env.globals.update(metric_label=metric_label, range_label=range_label)
