@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from bs4 import BeautifulSoup
@@ -105,9 +106,7 @@ def test_point_stream_sends_new_readings_with_timestamp_ids(
     assert sensor_events(owner_engine, tenant_a.tenant.id) == 1, "one event per opened stream"
 
 
-def _parse(stamp: str):  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
+def _parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
@@ -140,7 +139,7 @@ def test_an_id_older_than_the_buffer_resumes_from_history(
         events = read_events(response.iter_lines(), 5)
     stamps = [_parse(event["id"]) for event in events]
     assert stamps[0] == since + timedelta(minutes=1), "history resumes right after the id"
-    assert all(b - a == timedelta(minutes=1) for a, b in zip(stamps, stamps[1:], strict=False))
+    assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(stamps))
 
 
 def test_other_tenants_stream_is_404_and_writes_nothing(
