@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -254,6 +254,18 @@ def quality_from_label(label: Any) -> int:
     return QUALITY_BAD
 
 
+def qualities_from_labels(labels: Sequence[Any]) -> np.ndarray:
+    """quality_from_label over a column; memoised since a column holds few distinct labels."""
+    memo: dict[Any, int] = {}
+
+    def code(label: Any) -> int:
+        if label not in memo:
+            memo[label] = quality_from_label(label)
+        return memo[label]
+
+    return np.fromiter((code(v) for v in labels), dtype=np.uint8, count=len(labels))
+
+
 def to_float_array(values: Sequence[Any]) -> np.ndarray:
     """Values to float64; anything non-numeric (None, text, dicts) becomes NaN.
 
@@ -303,8 +315,3 @@ def describe_error(exc: BaseException) -> str:
     """One-line description of a library exception for an operator-facing message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def latest_of(parts: Iterable[Series], limit: int) -> Series:
-    """Concatenate ascending, time-ordered parts and keep the last `limit` points."""
-    return Series.concat(list(parts)).tail(limit)

@@ -18,6 +18,8 @@ import numpy as np
 from .base import Connector, Series, datetime_to_ns, make_series
 
 _MINUTE_NS = 60_000_000_000
+# Like any historian the demo's archive has a beginning, so "the latest N" stays bounded.
+HISTORY_START_NS = 1_577_836_800 * 10**9  # 2020-01-01T00:00:00Z
 _U64 = np.uint64
 
 
@@ -121,7 +123,7 @@ class DemoConnector(Connector):
         if limit <= 0:
             return Series.empty()
         last = datetime_to_ns(to_time) // _MINUTE_NS  # whole minutes at or before to_time
-        first = last - (limit - 1)
+        first = max(last - (limit - 1), HISTORY_START_NS // _MINUTE_NS)
         if from_time is not None:
             first = max(first, -(-datetime_to_ns(from_time) // _MINUTE_NS))  # ceil
         if first > last:
@@ -130,7 +132,9 @@ class DemoConnector(Connector):
         return make_series(ts, demo_values(tag, ts), presorted=True)
 
     async def fetch_latest(self, tag: str) -> Series:
-        ts = np.array([time.time_ns()], dtype=np.int64)
+        # Microsecond resolution, like real historians: the published ISO timestamp then
+        # names exactly the instant whose value was sent.
+        ts = np.array([time.time_ns() // 1000 * 1000], dtype=np.int64)
         return make_series(ts, demo_values(tag, ts), presorted=True)
 
     async def test_connection(self) -> None:

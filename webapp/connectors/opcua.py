@@ -75,6 +75,7 @@ class OPCUAConnector(Connector):
         self._client: Client | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,32 +109,36 @@ class OPCUAConnector(Connector):
 
     # --- session handling --------------------------------------------------------------------
 
-    async def _connected(self) -> Client:
-        """The integration's connected client; connects (again) when needed."""
+    async def _connected(self, deadline: float) -> Client:
+        """The integration's connected client; connects (again) when needed, by `deadline`."""
         loop = asyncio.get_running_loop()
-        client = self._client
-        if self._usable(client, loop):
-            return client  # type: ignore[return-value]
-        async with self._lock:
-            if self._usable(self._client, loop):
-                return self._client  # type: ignore[return-value]
-            await self._drop_client()
-            client = Client(self.endpoint, timeout=self.timeout)
-            if self.config.get("username"):
-                client.set_user(self.config["username"])
-                client.set_password(self.config.get("password") or "")
-            try:
-                async with asyncio.timeout(self.timeout):
+        if self._usable(self._client, loop):
+            return self._client  # type: ignore[return-value]
+        if self._lock_loop is not loop:
+            # asyncio locks belong to one loop; a caller on a new loop gets a fresh one.
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        try:
+            async with asyncio.timeout_at(deadline), self._lock:
+                if self._usable(self._client, loop):
+                    return self._client  # type: ignore[return-value]
+                await self._drop_client()
+                client = Client(self.endpoint, timeout=self.timeout)
+                if self.config.get("username"):
+                    client.set_user(self.config["username"])
+                    client.set_password(self.config.get("password") or "")
+                try:
                     policy = (self.config.get("security_policy") or "").strip()
                     if policy not in ("", "None"):
                         await client.set_security_string(policy)
                     await client.connect()
-            except (*_SOURCE_ERRORS, ValueError) as exc:
-                with contextlib.suppress(Exception):
-                    client.disconnect_socket()
-                raise ConnectorError(self._connect_failure(exc)) from None
-            self._client, self._client_loop = client, loop
-            return client
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        client.disconnect_socket()
+                    raise
+                self._client, self._client_loop = client, loop
+                return client
+        except (*_SOURCE_ERRORS, ValueError) as exc:
+            raise ConnectorError(self._connect_failure(exc)) from None
 
     def _usable(self, client: Client | None, loop: asyncio.AbstractEventLoop) -> bool:
         return (
@@ -145,10 +150,9 @@ class OPCUAConnector(Connector):
     def _connect_failure(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
             return (
-                f"OPC UA server at {self._shown_endpoint} did not answer within "
-                f"{self.timeout:g} s"
+                f"OPC UA server at {self._shown_endpoint} did not answer within {self.timeout:g} s"
             )
-        if isinstance(exc, ua.UaStatusCodeError) and "Identity" in type(exc).__name__:
+        if isinstance(exc, ua.UaStatusCodeError) and getattr(exc, "code", None) in _AUTH_REFUSED:
             return f"OPC UA server at {self._shown_endpoint} rejected the user credentials"
         return f"cannot connect to OPC UA server at {self._shown_endpoint} ({describe_error(exc)})"
 
@@ -171,10 +175,14 @@ class OPCUAConnector(Connector):
 
     @contextlib.asynccontextmanager
     async def _session(self, tag: str) -> AsyncIterator[Client]:
-        """A connected client for one operation; source failures become ConnectorError."""
-        client = await self._connected()
+        """A connected client for one operation; source failures become ConnectorError.
+
+        Connecting and the operation share one `timeout` budget.
+        """
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        client = await self._connected(deadline)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(deadline):
                 yield client
         except ConnectorError:
             raise
@@ -215,8 +223,9 @@ class OPCUAConnector(Connector):
             if len(values) > 1 and _ascending(values):
                 # The server ignored the reverse request: walk the window forward and keep
                 # the newest values instead.
-                values = await self._history_read(client, node_id, start, to_time, 0)
-                values = values[-limit:]
+                values = (await self._history_read(client, node_id, start, to_time, 0))[-limit:]
+            else:
+                values.reverse()  # newest first → ascending
             if not values:
                 await self._require_node(client, node_id, tag)
         series = _series_from_datavalues(values)
@@ -296,13 +305,17 @@ class OPCUAConnector(Connector):
             await client.nodes.server_state.read_value()
 
     async def aclose(self) -> None:
-        async with self._lock:
-            await self._drop_client()
+        await self._drop_client()
 
 
-_MISSING_NODE = frozenset(
-    {ua.StatusCodes.BadNodeIdUnknown, ua.StatusCodes.BadNodeIdInvalid}
+_AUTH_REFUSED = frozenset(
+    {
+        ua.StatusCodes.BadUserAccessDenied,
+        ua.StatusCodes.BadIdentityTokenInvalid,
+        ua.StatusCodes.BadIdentityTokenRejected,
+    }
 )
+_MISSING_NODE = frozenset({ua.StatusCodes.BadNodeIdUnknown, ua.StatusCodes.BadNodeIdInvalid})
 
 
 def _status_message(tag: str, exc: ua.UaStatusCodeError) -> str:
@@ -326,7 +339,9 @@ def _stamp(dv: ua.DataValue) -> datetime | None:
     return dv.SourceTimestamp or dv.ServerTimestamp
 
 
-def _series_from_datavalues(values: Sequence[ua.DataValue], *, now_fallback: bool = False) -> Series:
+def _series_from_datavalues(
+    values: Sequence[ua.DataValue], *, now_fallback: bool = False
+) -> Series:
     """DataValues to a Series: SourceTimestamp (else ServerTimestamp, else now for live reads),
     status severity → quality, non-numeric values → bad."""
     if not values:
@@ -344,8 +359,7 @@ def _series_from_datavalues(values: Sequence[ua.DataValue], *, now_fallback: boo
         kept.append(dv)
     raw = [_numeric(dv.Value.Value if dv.Value is not None else None) for dv in kept]
     quality = [
-        quality_from_status(dv.StatusCode.value if dv.StatusCode is not None else 0)
-        for dv in kept
+        quality_from_status(dv.StatusCode.value if dv.StatusCode is not None else 0) for dv in kept
     ]
     return make_series(datetimes_to_ns(stamps), to_float_array(raw), quality)
 

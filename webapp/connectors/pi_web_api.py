@@ -113,7 +113,7 @@ class PIWebAPIConnector(Connector):
 
     async def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a PI Web API resource; any failure becomes a ConnectorError."""
-        url = f"{self._shown_url}/{path}" if path else f"{self._shown_url}/"
+        url = f"{self.base_url}/{path}"
         try:
             # httpx bounds each phase (connect, read…); this bounds the whole request.
             async with asyncio.timeout(self.timeout):
@@ -197,7 +197,8 @@ class PIWebAPIConnector(Connector):
         end_iso = _FAR_PAST if from_time is None else ns_to_iso(datetime_to_ns(from_time))
         pages: list[Series] = []  # newest page first, each ascending
         remaining = limit
-        overlap = 0  # points at the next page's start time that we already hold
+        boundary: int | None = None  # start time (ns) of the current page, when paging
+        overlap = 0  # points at `boundary` that earlier pages already returned
         while remaining > 0:
             want = min(remaining + overlap, self.max_count_per_call)
             body = await self._stream(
@@ -213,7 +214,7 @@ class PIWebAPIConnector(Connector):
             items = _items(body)
             page = _series_from_items(items[::-1])  # PI sent them newest first
             if overlap:
-                # Paging restarts at the previous oldest timestamp (inclusive): drop repeats.
+                # The page restarts at the boundary time (inclusive): drop what we already have.
                 page = page.take(np.arange(len(page) - min(overlap, len(page))))
             page = page.tail(remaining)
             if len(page):
@@ -222,7 +223,9 @@ class PIWebAPIConnector(Connector):
             if len(items) < want or not len(page):
                 break  # window exhausted (or no progress possible)
             oldest = int(page.timestamps[0])
-            overlap = int(np.count_nonzero(page.timestamps == oldest))
+            held = int(np.count_nonzero(page.timestamps == oldest))
+            overlap = held + (overlap if oldest == boundary else 0)
+            boundary = oldest
             start_iso = ns_to_iso(oldest, digits=7)
         return Series.concat(pages[::-1])
 

@@ -28,28 +28,32 @@ def downsample(series: Series, max_points: int) -> Series:
     if n <= max_points:
         return series
 
-    finite = np.flatnonzero(np.isfinite(series.values))
-    if finite.size == 0:
-        keep = np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
-        return series.take(keep)
-
-    if finite.size <= max_points:
-        shape = finite
+    finite_mask = np.isfinite(series.values)
+    if finite_mask.all():  # the common case: work on the arrays as they are, no copies
+        finite = None
+        x, y = series.timestamps, series.values
     else:
-        x = np.ascontiguousarray(series.timestamps[finite])
-        y = np.ascontiguousarray(series.values[finite])
-        shape = finite[_DOWNSAMPLER.downsample(x, y, n_out=max_points).astype(np.int64)]
+        finite = np.flatnonzero(finite_mask)  # positions of the finite values in `series`
+        if finite.size == 0:
+            keep = np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+            return series.take(keep)
+        x, y = series.timestamps[finite], series.values[finite]
 
-    y_finite = series.values[finite]
+    if y.size <= max_points:
+        shape = np.arange(y.size)
+    else:
+        x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+        shape = _DOWNSAMPLER.downsample(x, y, n_out=max_points).astype(np.int64)
     # Priority order: what the operator must see first if the budget is tiny.
-    must = [int(finite[np.argmin(y_finite)]), int(finite[np.argmax(y_finite)]), n - 1, 0]
-    must = list(dict.fromkeys(must))[:max_points]
+    extremes = np.array([np.argmin(y), np.argmax(y)], dtype=np.int64)
+    if finite is not None:  # back to positions in the whole series
+        shape, extremes = finite[shape], finite[extremes]
+    must = list(dict.fromkeys([int(extremes[0]), int(extremes[1]), n - 1, 0]))[:max_points]
 
-    optional = np.setdiff1d(shape, must, assume_unique=False)
+    optional = np.setdiff1d(shape, must)
     room = max_points - len(must)
     if optional.size > room:
         # Thin evenly across the window so no stretch of the trend loses all its points.
         pick = np.unique(np.linspace(0, optional.size - 1, room).round().astype(np.int64))
         optional = optional[pick] if room > 0 else optional[:0]
-    keep = np.union1d(optional, np.asarray(must, dtype=np.int64))
-    return series.take(keep)
+    return series.take(np.union1d(optional, np.asarray(must, dtype=np.int64)))

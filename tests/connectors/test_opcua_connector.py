@@ -1,0 +1,193 @@
+"""OPC UA connector against a real asyncua server with populated history."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from webapp.connectors.base import (
+    QUALITY_BAD,
+    QUALITY_GOOD,
+    QUALITY_UNCERTAIN,
+    WHOLE_WINDOW,
+    ConnectorError,
+    ns_to_datetime,
+)
+from webapp.connectors.opcua import OPCUAConnector
+
+from .conftest import (
+    END,
+    OPC_BIG,
+    OPC_PASSWORD,
+    OPC_USER,
+    OPCUAFixture,
+    OPCUAServerThread,
+    assert_series_equal,
+    free_port,
+    run_closing,
+)
+
+VIB = "ns=2;s=P-101.VIB"
+BIG = "ns=2;s=P-101.BIG"
+
+
+@pytest.fixture
+def connector(opcua: OPCUAFixture) -> Iterator[OPCUAConnector]:
+    yield OPCUAConnector({"endpoint": opcua.endpoint}, timeout=3.0)
+
+
+def test_latest_n_exact_with_status_quality(opcua: OPCUAFixture, connector: OPCUAConnector) -> None:
+    series = run_closing(connector, connector.fetch_timeseries(VIB, None, END, limit=10))
+    assert_series_equal(series, opcua.expected[VIB].tail(10))
+    assert series.quality[-5:-3].tolist() == [QUALITY_UNCERTAIN, QUALITY_BAD]
+    assert np.isnan(series.values[-4])
+
+
+def test_window_is_inclusive(opcua: OPCUAFixture, connector: OPCUAConnector) -> None:
+    expected = opcua.expected[VIB]
+    lo, hi = int(expected.timestamps[100]), int(expected.timestamps[160])
+    series = run_closing(
+        connector, connector.fetch_timeseries(VIB, ns_to_datetime(lo), ns_to_datetime(hi))
+    )
+    assert_series_equal(series, expected.window(lo, hi))
+    assert len(series) == 61
+
+
+def test_latest_n_of_window_beyond_one_server_page(
+    opcua: OPCUAFixture, connector: OPCUAConnector
+) -> None:
+    expected = opcua.expected[BIG]
+    start = ns_to_datetime(int(expected.timestamps[1000]))
+    series = run_closing(connector, connector.fetch_timeseries(BIG, start, END, limit=20_000))
+    assert_series_equal(series, expected.tail(20_000))
+
+
+def test_whole_history_pages_until_done(opcua: OPCUAFixture, connector: OPCUAConnector) -> None:
+    series = run_closing(connector, connector.fetch_timeseries(BIG, None, END, WHOLE_WINDOW))
+    assert len(series) == OPC_BIG
+    assert_series_equal(series, opcua.expected[BIG])
+
+
+def test_server_ignoring_reverse_order_still_gives_latest_n(
+    opcua: OPCUAFixture, connector: OPCUAConnector
+) -> None:
+    tag = "ns=2;s=P-101.FWD"
+    series = run_closing(connector, connector.fetch_timeseries(tag, None, END, limit=10))
+    assert_series_equal(series, opcua.expected[tag].tail(10))
+
+
+def test_plot_downsamples_the_window(opcua: OPCUAFixture, connector: OPCUAConnector) -> None:
+    expected = opcua.expected[BIG]
+    start = ns_to_datetime(int(expected.timestamps[0]))
+    series = run_closing(connector, connector.fetch_plot(BIG, start, END, max_points=200))
+    assert len(series) <= 200
+    assert series.values.max() == expected.values.max()
+    assert series.values.min() == expected.values.min()
+
+
+def test_latest_reads_the_node_value(opcua: OPCUAFixture, connector: OPCUAConnector) -> None:
+    before = time.time_ns()
+    latest = run_closing(connector, connector.fetch_latest(VIB))
+    assert latest.values.tolist() == [opcua.latest[VIB]]
+    assert latest.quality.tolist() == [QUALITY_GOOD]
+    assert abs(int(latest.timestamps[0]) - before) < 3_600 * 10**9  # source time, recent
+
+
+def test_non_numeric_value_is_bad(connector: OPCUAConnector) -> None:
+    latest = run_closing(connector, connector.fetch_latest("ns=2;s=P-101.STATE"))
+    assert latest.quality.tolist() == [QUALITY_BAD] and np.isnan(latest.values[0])
+
+
+def test_unknown_node_names_the_tag(connector: OPCUAConnector) -> None:
+    with pytest.raises(ConnectorError, match=r"'ns=2;s=NOPE' not found"):
+        run_closing(connector, connector.fetch_latest("ns=2;s=NOPE"))
+    with pytest.raises(ConnectorError, match=r"'ns=2;s=NOPE' not found"):
+        run_closing(connector, connector.fetch_timeseries("ns=2;s=NOPE", None, END))
+    with pytest.raises(ConnectorError, match="not an OPC UA NodeId"):
+        run_closing(connector, connector.fetch_latest("P-101.VIB"))
+
+
+def test_one_session_serves_many_calls(connector: OPCUAConnector) -> None:
+    async def calls() -> bool:
+        await connector.fetch_latest(VIB)
+        first = connector._client
+        await connector.fetch_timeseries(VIB, None, END, limit=5)
+        await connector.test_connection()
+        return first is connector._client
+
+    assert run_closing(connector, calls())
+
+
+def test_reconnects_after_the_server_comes_back() -> None:
+    server = OPCUAServerThread(free_port(), populate=False).start()
+    connector = OPCUAConnector({"endpoint": server.endpoint}, timeout=1.0)
+
+    async def scenario() -> None:
+        assert len(await connector.fetch_latest(VIB)) == 1
+        await asyncio.to_thread(server.stop)
+        started = time.monotonic()
+        with pytest.raises(ConnectorError):
+            await connector.fetch_latest(VIB)
+        assert time.monotonic() - started < 2.0
+        await asyncio.to_thread(server.start)
+        assert len(await connector.fetch_latest(VIB)) == 1  # a fresh session, no restart
+
+    try:
+        run_closing(connector, scenario())
+    finally:
+        server.close()
+
+
+def test_user_credentials(opcua: OPCUAFixture) -> None:
+    good = {"endpoint": opcua.endpoint, "username": OPC_USER, "password": OPC_PASSWORD}
+    connector = OPCUAConnector(good, timeout=2.0)
+    assert len(run_closing(connector, connector.fetch_latest(VIB))) == 1
+    connector = OPCUAConnector({**good, "password": "wrong"}, timeout=2.0)
+    with pytest.raises(ConnectorError, match="rejected the user credentials") as info:
+        run_closing(connector, connector.fetch_latest(VIB))
+    assert "wrong" not in str(info.value)
+
+
+def assert_fails_fast(endpoint: str, match: str) -> None:
+    connector = OPCUAConnector({"endpoint": endpoint}, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(ConnectorError, match=match):
+        run_closing(connector, connector.fetch_timeseries(VIB, None, END))
+    assert time.monotonic() - started < 1.5
+
+
+def test_unreachable_endpoint_fails_fast() -> None:
+    assert_fails_fast(f"opc.tcp://127.0.0.1:{free_port()}/", "cannot connect")
+
+
+def test_silent_endpoint_times_out(hanging_endpoint: str) -> None:
+    assert_fails_fast(hanging_endpoint, r"did not answer within 0\.5 s")
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({}, "endpoint"),
+        ({"endpoint": "http://plc:4840"}, "endpoint"),
+        ({"endpoint": "opc.tcp://plc:99999"}, "endpoint"),
+        ({"endpoint": "opc.tcp://plc:4840", "username": 7}, "username"),
+        ({"endpoint": "opc.tcp://plc:4840", "security_policy": "Basic128Rsa15"}, "security_policy"),
+        ({"endpoint": "opc.tcp://plc:4840", "fallback": True}, "fallback"),
+    ],
+)
+def test_config_errors_name_the_key(config: dict[str, object], key: str) -> None:
+    with pytest.raises(ValueError, match=f'"{key}"'):
+        OPCUAConnector.validate_config(config)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [None, "", "None", "Basic256Sha256,SignAndEncrypt,/etc/optria/c.pem,/etc/optria/k.pem"],
+)
+def test_supported_security_settings(policy: str | None) -> None:
+    config = {"endpoint": "opc.tcp://plc:4840", "security_policy": policy}
+    assert OPCUAConnector.validate_config(config)["endpoint"] == "opc.tcp://plc:4840"
