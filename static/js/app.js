@@ -1,13 +1,140 @@
 // Behaviour that the CSP keeps out of the templates (no inline script anywhere).
+// Everything here is an enhancement: every link and form also works without JavaScript.
 (function () {
   "use strict";
+
+  var PANEL_ID = "twin-panel";
+  var lastCardId = null;
+
+  function panel() {
+    return document.getElementById(PANEL_ID);
+  }
+
   // Escape closes the asset panel, like its close button.
   document.addEventListener("keydown", function (event) {
-    if (event.key !== "Escape") return;
-    var close = document.querySelector("#twin-panel [data-role=panel-close]");
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    var close = document.querySelector("#" + PANEL_ID + " [data-role=panel-close]");
     if (close) {
       event.preventDefault();
       close.click();
     }
+  });
+
+  // Remember which card opened the panel, so closing it can give focus back.
+  document.addEventListener("click", function (event) {
+    var card = event.target.closest && event.target.closest("[data-role=asset-card]");
+    if (card) lastCardId = card.getAttribute("data-asset-id");
+  });
+
+  // Only the panel block is swapped, so the grid's "selected" marker is kept in step here.
+  function syncSelectedCard() {
+    var target = panel();
+    if (!target) return null;
+    var open = target.querySelector("[data-role=asset-panel]");
+    var selectedId = open ? open.getAttribute("data-asset-id") : null;
+    var cards = document.querySelectorAll("[data-role=asset-card]");
+    for (var i = 0; i < cards.length; i++) {
+      if (cards[i].getAttribute("data-asset-id") === selectedId) {
+        cards[i].setAttribute("aria-current", "true");
+      } else {
+        cards[i].removeAttribute("aria-current");
+      }
+    }
+    return open;
+  }
+
+  // Same for the metric buttons when only the metric view was swapped.
+  function syncSelectedMetric() {
+    var view = document.querySelector("#metric-view [data-role=metric-view]");
+    if (!view) return;
+    var metric = view.getAttribute("data-metric");
+    var buttons = document.querySelectorAll("#" + PANEL_ID + " [data-role=metric-button]");
+    for (var i = 0; i < buttons.length; i++) {
+      if (buttons[i].getAttribute("data-metric") === metric) {
+        buttons[i].setAttribute("aria-current", "true");
+      } else {
+        buttons[i].removeAttribute("aria-current");
+      }
+    }
+  }
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "metric-view") {
+      syncSelectedMetric();
+      return;
+    }
+    if (!target || target.id !== PANEL_ID) return;
+    var open = syncSelectedCard();
+    if (open) {
+      // Keyboard users land on the panel they opened; screen readers hear its title.
+      var heading = open.querySelector("h2[tabindex]");
+      if (heading) heading.focus({ preventScroll: false });
+      lastCardId = open.getAttribute("data-asset-id");
+    } else if (lastCardId) {
+      var card = document.querySelector('[data-role=asset-card][data-asset-id="' + lastCardId + '"]');
+      if (card) card.focus();
+    }
+  });
+
+  // Live status of a metric view's SSE stream: live, stale (no reading for three intervals)
+  // or disconnected (htmx-ext-sse reconnects by itself). Words come translated from the page.
+  function liveStatusOf(event) {
+    var live = event.target && event.target.closest && event.target.closest("[sse-connect]");
+    return live ? { live: live, status: live.querySelector("[data-role=live-status]") } : null;
+  }
+
+  function setLiveState(found, state) {
+    if (!found || !found.status) return;
+    if (found.status.getAttribute("data-state") === state) return;
+    found.status.setAttribute("data-state", state);
+    var label = found.status.getAttribute("data-label-" + state);
+    if (label) found.status.textContent = label;
+  }
+
+  function markFresh(event) {
+    var found = liveStatusOf(event);
+    if (!found) return;
+    found.live.setAttribute("data-last-message", String(Date.now()));
+    setLiveState(found, "live");
+  }
+
+  document.addEventListener("htmx:sseOpen", markFresh);
+  document.addEventListener("htmx:sseMessage", markFresh);
+  document.addEventListener("htmx:sseError", function (event) {
+    setLiveState(liveStatusOf(event), "disconnected");
+  });
+  document.addEventListener("htmx:sseClose", function (event) {
+    setLiveState(liveStatusOf(event), "disconnected");
+  });
+
+  window.setInterval(function () {
+    var streams = document.querySelectorAll("[sse-connect][data-last-message]");
+    for (var i = 0; i < streams.length; i++) {
+      var status = streams[i].querySelector("[data-role=live-status]");
+      var interval = parseInt(streams[i].getAttribute("data-interval-ms"), 10) || 2000;
+      var age = Date.now() - parseInt(streams[i].getAttribute("data-last-message"), 10);
+      if (status && status.getAttribute("data-state") === "live" && age > 3 * interval + 1000) {
+        setLiveState({ live: streams[i], status: status }, "stale");
+      }
+    }
+  }, 1000);
+
+  // A request that never reached the server (network down, server restarting):
+  // say so in words instead of failing silently; clear it on the next answer.
+  function connectionStatus(show) {
+    var status = document.getElementById("connection-status");
+    if (!status) return;
+    if (show) {
+      status.textContent = status.getAttribute("data-offline-message") || "";
+      status.hidden = false;
+    } else if (!status.hidden) {
+      status.hidden = true;
+      status.textContent = "";
+    }
+  }
+  document.addEventListener("htmx:sendError", function () { connectionStatus(true); });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail && event.detail.xhr && event.detail.xhr.status > 0) connectionStatus(false);
   });
 })();
