@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.orm import Session
 
 from webapp.config import PROJECT_ROOT, Settings, get_settings
 from webapp.db import create_db_engine, create_session_factory, tenant_session
@@ -22,14 +27,21 @@ def migrate(settings: Settings) -> None:
     command.upgrade(config, "head")
 
 
-def _session_factory(settings: Settings):  # type: ignore[no-untyped-def]
-    return create_session_factory(create_db_engine(settings.database_url))
+@contextmanager
+def _cli_session(settings: Settings) -> Iterator[Session]:
+    """One unscoped session for a command; its engine (and pooled connection) closes after."""
+    engine = create_db_engine(settings.database_url)
+    try:
+        with tenant_session(create_session_factory(engine), None) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def seed_demo(settings: Settings) -> None:
     from webapp.demo.seed import seed_demo_signal_mappings, seed_demo_tenant
 
-    with tenant_session(_session_factory(settings), None) as session:
+    with _cli_session(settings) as session:
         summary = seed_demo_tenant(session, password=settings.demo_password)
         mappings = seed_demo_signal_mappings(session, settings)
     print(
@@ -49,7 +61,16 @@ def serve(settings: Settings) -> None:
 def create_tenant_command(settings: Settings, code: str, name: str, timezone: str) -> int:
     from webapp.tenancy.service import create_tenant, get_tenant_by_code
 
-    with tenant_session(_session_factory(settings), None) as session:
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        # Pages show times in the plant's timezone: an unknown one would break every page.
+        print(
+            f"error: unknown timezone {timezone!r} (use an IANA name such as Asia/Riyadh)",
+            file=sys.stderr,
+        )
+        return 1
+    with _cli_session(settings) as session:
         if get_tenant_by_code(session, code) is not None:
             print(f"error: tenant {code} already exists", file=sys.stderr)
             return 1
@@ -64,7 +85,7 @@ def create_user_command(
 ) -> int:
     from webapp.tenancy.service import create_user, find_user_by_email, get_tenant_by_code
 
-    with tenant_session(_session_factory(settings), None) as session:
+    with _cli_session(settings) as session:
         tenant = get_tenant_by_code(session, tenant_code)
         if tenant is None:
             print(f"error: no tenant with code {tenant_code}", file=sys.stderr)

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from webapp.blackbox.service import record_event
-from webapp.db import AUTH_LOOKUP, bind_tenant, utcnow
+from webapp.db import AUTH_LOOKUP, bind_tenant, bound_tenant_id, utcnow
 from webapp.security import (
     burn_password_check,
     hash_password,
@@ -213,12 +213,23 @@ def user_for_api_token(session: Session, raw_token: str) -> User | None:
 
 
 def revoke_session(session: Session, raw_session_id: str) -> None:
+    """Revoke a browser session whichever tenant (or user state) it belongs to.
+
+    Found through the auth lookup because a re-login may switch tenant, and a deactivated
+    user's logout must still kill the session; the caller's tenant binding is kept.
+    """
     row = session.scalar(
-        select(UserSession).where(UserSession.session_hash == token_digest(raw_session_id))
+        select(UserSession)
+        .where(UserSession.session_hash == token_digest(raw_session_id))
+        .execution_options(**{AUTH_LOOKUP: True})
     )
-    if row is not None and row.revoked_at is None:
-        row.revoked_at = utcnow()
-        session.commit()
+    if row is None or row.revoked_at is not None:
+        return
+    previous_tenant = bound_tenant_id(session)
+    bind_tenant(session, row.tenant_id)
+    row.revoked_at = utcnow()
+    session.commit()
+    bind_tenant(session, previous_tenant)
 
 
 def session_is_live(session: Session, raw_session_id: str) -> bool:

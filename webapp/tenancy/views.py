@@ -17,8 +17,8 @@ from webapp.tenancy.service import (
     authenticate,
     issue_api_token,
     revoke_session,
+    set_locale,
     start_session,
-    user_for_session,
 )
 
 router = APIRouter()
@@ -84,6 +84,9 @@ def login_submit(
         return _login_page(
             request, next_url=next_url, email=email, status_code=401, error=INVALID_LOGIN
         )
+    chosen_locale = request.session.get("lang")
+    if chosen_locale in SUPPORTED_LOCALES:
+        set_locale(db, user, chosen_locale)  # the language picked on the login page sticks
     old_session_id = request.session.get(SESSION_KEY)
     if old_session_id:
         revoke_session(db, old_session_id)
@@ -97,8 +100,8 @@ def login_submit(
 @router.post("/logout", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 def logout(request: Request, db: SessionDep) -> Response:
     session_id = request.session.get(SESSION_KEY)
-    # Resolving binds the session's tenant, which the revoke needs to reach its row.
-    if session_id and user_for_session(db, session_id) is not None:
+    if session_id:
+        # Even a deactivated user's session: reactivating them must not revive it.
         revoke_session(db, session_id)
     request.session.clear()
     return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
