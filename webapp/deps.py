@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Query, Request, Security, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,7 @@ from webapp.tenancy.models import ROLE_RANK, Role, User
 from webapp.tenancy.service import set_locale, user_for_api_token, user_for_session
 
 MAX_DB_ID = 2**31 - 1
+T = TypeVar("T")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = "sid"
 
@@ -84,10 +86,32 @@ def get_current_user(
     session_id = getattr(request.state, "session_id", None)
     if session_id:
         request.state.csrf_token = csrf_token_for(session_id, settings.secret_key)
+    # End the read transaction: the connection returns to the pool until the next query,
+    # so an async view awaiting a slow historian never pins one. The principal becomes a
+    # detached snapshot, so a later rollback (a failed lookup) cannot expire it mid-render.
+    db.commit()
+    db.expunge(user.tenant)
+    db.expunge(user)
     return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def db_call(db: Session, work: Callable[..., T], *args: Any) -> T:
+    """Database work from an async view: in a worker thread, then the transaction ends and
+    the connection goes back to the pool (awaits on slow sources must not hold one)."""
+    return await run_in_threadpool(_call_and_release, db, work, *args)
+
+
+def _call_and_release(db: Session, work: Callable[..., T], *args: Any) -> T:
+    try:
+        result = work(db, *args)
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+    return result
 
 
 def require_role(minimum: Role) -> Callable[[User], User]:

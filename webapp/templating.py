@@ -66,19 +66,21 @@ def text_direction(locale: str) -> str:
     return "rtl" if locale in RTL_LOCALES else "ltr"
 
 
-def format_number(value: float | None, digits: int = 2) -> str:
+def format_number(value: float | None, digits: int = 2, locale: str | None = None) -> str:
     if value is None:
         return "—"
     pattern = "#,##0." + "0" * digits if digits else "#,##0"
-    return format_decimal(value, format=pattern, locale=_current_locale.get())
+    return format_decimal(value, format=pattern, locale=locale or _current_locale.get())
 
 
-def format_local_time(value: datetime | None, timezone: str = "UTC", fmt: str = "medium") -> str:
+def format_local_time(
+    value: datetime | None, timezone: str = "UTC", fmt: str = "medium", locale: str | None = None
+) -> str:
     """Times are shown in the plant's timezone, in the viewer's language."""
     if value is None:
         return "—"
     return babel_format_datetime(
-        value, format=fmt, tzinfo=ZoneInfo(timezone), locale=_current_locale.get()
+        value, format=fmt, tzinfo=ZoneInfo(timezone), locale=locale or _current_locale.get()
     )
 
 

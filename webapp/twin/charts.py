@@ -68,17 +68,17 @@ def value_digits(span: float) -> int:
     return max(0, min(3, 2 - math.floor(math.log10(span))))
 
 
-def format_value(value: float | None, digits: int = 2) -> str:
+def format_value(value: float | None, digits: int = 2, locale: str | None = None) -> str:
     if value is None or not math.isfinite(value):
         return "—"
-    return format_number(value, digits)
+    return format_number(value, digits, locale)
 
 
 def _time_format(span_ns: int) -> str:
     return "HH:mm" if span_ns <= timedelta(hours=24).total_seconds() * 1e9 else "d MMM HH:mm"
 
 
-def build_chart(series: Series, *, unit: str | None, timezone: str) -> Chart:
+def build_chart(series: Series, *, unit: str | None, timezone: str, locale: str) -> Chart:
     timestamps, values = series.timestamps, series.values
     finite = np.isfinite(values)
     plot_width = WIDTH - PAD_START - PAD_END
@@ -114,7 +114,7 @@ def build_chart(series: Series, *, unit: str | None, timezone: str) -> Chart:
     index_max = int(np.flatnonzero(finite)[np.argmax(values[finite])])
     index_last = int(np.flatnonzero(finite)[-1])
     markers = tuple(
-        Marker(role, float(xs[i]), float(ys[i]), format_value(float(values[i]), digits))
+        Marker(role, float(xs[i]), float(ys[i]), format_value(float(values[i]), digits, locale))
         for role, i in (("chart-min", index_min), ("chart-max", index_max),
                         ("chart-last", index_last))
     )
@@ -122,7 +122,7 @@ def build_chart(series: Series, *, unit: str | None, timezone: str) -> Chart:
     tick_values = (y_low + margin, (y_low + y_high) / 2, y_high - margin)
     value_labels = tuple(
         AxisLabel(PAD_START - 8, PAD_TOP + (y_high - v) / (y_high - y_low) * plot_height + 4,
-                  format_value(v, digits), "end")
+                  format_value(v, digits, locale), "end")
         for v in tick_values
     )
     gridlines = tuple(label.y - 4 for label in value_labels)
@@ -135,7 +135,7 @@ def build_chart(series: Series, *, unit: str | None, timezone: str) -> Chart:
             PAD_START + (t - t0) / t_span * plot_width if len(series) > 1 else PAD_START
             + plot_width / 2,
             HEIGHT - PAD_BOTTOM + 20,
-            format_local_time(ns_to_datetime(t), timezone, time_format),
+            format_local_time(ns_to_datetime(t), timezone, time_format, locale),
             anchor,
         )
         for t, anchor in zip(time_ticks, anchors, strict=True)
@@ -143,9 +143,9 @@ def build_chart(series: Series, *, unit: str | None, timezone: str) -> Chart:
 
     rows = tuple(
         TableRow(
-            time=format_local_time(ns_to_datetime(t), timezone, "medium"),
+            time=format_local_time(ns_to_datetime(t), timezone, "medium", locale),
             time_iso=ns_to_datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            value=format_value(v, max(digits, 2)),
+            value=format_value(v, max(digits, 2), locale),
             quality=QUALITY_NAMES[q],
         )
         for t, v, q in zip(timestamps.tolist(), values.tolist(), series.quality.tolist(),

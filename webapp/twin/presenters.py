@@ -79,7 +79,9 @@ class LatestView:
     source: str
 
 
-def latest_view(series: Series, *, unit: str | None, timezone: str, source: str) -> LatestView:
+def latest_view(
+    series: Series, *, unit: str | None, timezone: str, source: str, locale: str
+) -> LatestView:
     """The newest point of a series, formatted for the viewer's language and the plant's clock."""
     if not len(series):
         return LatestView("—", unit or "", "", "", "bad", source)
@@ -90,9 +92,9 @@ def latest_view(series: Series, *, unit: str | None, timezone: str, source: str)
     digits = value_digits(span) if math.isfinite(value) else 2
     moment = ns_to_datetime(ns)
     return LatestView(
-        value_text=format_value(value, digits),
+        value_text=format_value(value, digits, locale),
         unit=unit or "",
-        time_text=format_local_time(moment, timezone, "medium"),
+        time_text=format_local_time(moment, timezone, "medium", locale),
         time_iso=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         quality=QUALITY_NAMES[int(series.quality[-1])],
         source=source,

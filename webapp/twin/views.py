@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -18,7 +17,7 @@ from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetList
 from webapp.connectors.base import Series
-from webapp.deps import AssetId, CurrentUser, SessionDep, SettingsDep, bearer_token
+from webapp.deps import AssetId, CurrentUser, SessionDep, SettingsDep, bearer_token, db_call
 from webapp.security import token_digest
 from webapp.templating import is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
@@ -76,14 +75,12 @@ def _unprocessable(parameter: str, message: str) -> HTTPException:
 
 def _record_read(db: Session, user: User, read: SeriesRead) -> None:
     series_service.record_series_read(db, user_id=user.id, read=read)
-    db.commit()
 
 
 def _record_failure(db: Session, user: User, failure: SourceUnavailable) -> None:
     series_service.record_source_failure(
         db, user_id=user.id, signal=failure.signal, message=str(failure)
     )
-    db.commit()
 
 
 async def read_series_for_user(
@@ -93,9 +90,9 @@ async def read_series_for_user(
     try:
         read = await series_service.read_series(signal, window, timeout=timeout)
     except SourceUnavailable as failure:
-        await run_in_threadpool(_record_failure, db, user, failure)
+        await db_call(db, _record_failure, user, failure)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure)) from None
-    await run_in_threadpool(_record_read, db, user, read)
+    await db_call(db, _record_read, user, read)
     return read
 
 
@@ -151,7 +148,7 @@ async def metric_series(
         )
     except series_service.WindowError as exc:
         raise _unprocessable(exc.parameter, str(exc)) from None
-    signal = await run_in_threadpool(_signal_or_404, db, asset_id, metric_name)
+    signal = await db_call(db, _signal_or_404, asset_id, metric_name)
     read = await read_series_for_user(
         db, user, signal, window, settings.connector_timeout_seconds
     )
@@ -179,7 +176,9 @@ def _hub(request: Request) -> LiveHub:
     return request.app.state.hub
 
 
-async def _card_values(hub: LiveHub, signals: dict[int, list[Signal]], timezone: str) -> dict:
+async def _card_values(
+    hub: LiveHub, signals: dict[int, list[Signal]], timezone: str, locale: str
+) -> dict:
     """Each card's first two metrics, from the live hub (a summary: no SENSOR event)."""
     wanted = [signal for asset_signals in signals.values() for signal in asset_signals[:2]]
     results = await asyncio.gather(*(hub.latest(signal) for signal in wanted))
@@ -187,7 +186,9 @@ async def _card_values(hub: LiveHub, signals: dict[int, list[Signal]], timezone:
     for signal, result in zip(wanted, results, strict=True):
         view = None
         if result is not None:
-            view = latest_view(result[0], unit=signal.unit, timezone=timezone, source=result[1])
+            view = latest_view(
+                result[0], unit=signal.unit, timezone=timezone, source=result[1], locale=locale
+            )
         values.setdefault(signal.asset_id, []).append((signal, view))
     return values
 
@@ -199,8 +200,10 @@ def _grid_context(db: Session, user: User) -> tuple[list[Asset], dict[int, list[
 
 
 async def _page_context(request: Request, db: Session, user: User) -> dict[str, object]:
-    assets, signals = await run_in_threadpool(_grid_context, db, user)
-    card_values = await _card_values(_hub(request), signals, user.tenant.timezone)
+    assets, signals = await db_call(db, _grid_context, user)
+    card_values = await _card_values(
+        _hub(request), signals, user.tenant.timezone, request.state.locale
+    )
     return {"assets": assets, "asset_signals": signals, "card_values": card_values}
 
 
@@ -223,7 +226,7 @@ async def asset_panel(
     request: Request, asset_id: AssetId, db: SessionDep, user: CurrentUser
 ) -> HTMLResponse:
     """The panel; its first metric loads by itself (a fragment request, with its own event)."""
-    panel = await run_in_threadpool(_panel_context, db, asset_id)
+    panel = await db_call(db, _panel_context, asset_id)
     signals = panel["signals"]
     context = {**panel, "selected_metric": signals[0].metric if signals else None, "metric": None}
     if not is_htmx(request):
@@ -233,15 +236,17 @@ async def asset_panel(
 
 def metric_context(
     *, signal: Signal, chart_range: ChartRange, series: Series, source: str, timezone: str,
-    interval_seconds: float,
+    locale: str, interval_seconds: float,
 ) -> dict[str, object]:
     """Everything the metric view and its SSE payloads show, from one scaled series."""
     return {
         "signal": signal,
         "chart_range": chart_range,
         "ranges": list(ChartRange),
-        "latest": latest_view(series, unit=signal.unit, timezone=timezone, source=source),
-        "chart": build_chart(series, unit=signal.unit, timezone=timezone),
+        "latest": latest_view(
+            series, unit=signal.unit, timezone=timezone, source=source, locale=locale
+        ),
+        "chart": build_chart(series, unit=signal.unit, timezone=timezone, locale=locale),
         "chart_id": f"{signal.mapping_id}-{chart_range.value}",
         "chart_title": f"{metric_label(signal.metric)} — {range_label(chart_range)}",
         "stream_url": (
@@ -270,13 +275,14 @@ async def metric_view(
     context: dict[str, object] = {"selected_metric": metric_name, "metric": None}
     status_code = 200
     try:
-        signal = await run_in_threadpool(_signal_or_404, db, asset_id, metric_name)
+        signal = await db_call(db, _signal_or_404, asset_id, metric_name)
         read = await read_series_for_user(
             db, user, signal, chart_window(chart_range), settings.connector_timeout_seconds
         )
         context["metric"] = metric_context(
             signal=signal, chart_range=chart_range, series=read.series, source=read.source,
-            timezone=user.tenant.timezone, interval_seconds=settings.stream_interval_seconds,
+            timezone=user.tenant.timezone, locale=request.state.locale,
+            interval_seconds=settings.stream_interval_seconds,
         )
     except HTTPException as exc:
         if exc.status_code not in (404, 503):
@@ -285,7 +291,7 @@ async def metric_view(
         context["metric_error"] = {"status": exc.status_code, "message": exc.detail}
     if not is_htmx(request):
         try:
-            panel = await run_in_threadpool(_panel_context, db, asset_id)
+            panel = await db_call(db, _panel_context, asset_id)
         except HTTPException:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"Asset {asset_id} not found") from None
         context = {**await _page_context(request, db, user), **panel, **context}
@@ -339,7 +345,7 @@ async def metric_fragment_stream(
 ) -> EventSourceResponse:
     """SSE `latest` and `chart` fragments, rendered once per tick per (mapping, range, locale)."""
     hub = _hub(request)
-    signal = await run_in_threadpool(_signal_or_404, db, asset_id, metric_name)
+    signal = await db_call(db, _signal_or_404, asset_id, metric_name)
     await _ensure_chart(hub, db, user, signal, chart_range, settings.connector_timeout_seconds)
     # Everything the stream needs is copied now: no database session while it streams.
     locale, timezone = request.state.locale, user.tenant.timezone
@@ -351,7 +357,8 @@ async def metric_fragment_stream(
         context = metric_context(
             signal=signal, chart_range=chart_range, series=series,
             source=hub.feeds[signal.source_key].source if signal.source_key in hub.feeds
-            else "live", timezone=timezone, interval_seconds=settings.stream_interval_seconds,
+            else "live", timezone=timezone, locale=locale,
+            interval_seconds=settings.stream_interval_seconds,
         )
         return (
             render_partial("_metric_latest.html", context, locale=locale),
@@ -388,14 +395,14 @@ async def metric_point_stream(
 ) -> EventSourceResponse:
     """`event: point` per new reading, `id:` its timestamp; honours Last-Event-ID."""
     hub = _hub(request)
-    signal = await run_in_threadpool(_signal_or_404, db, asset_id, metric_name)
+    signal = await db_call(db, _signal_or_404, asset_id, metric_name)
     latest = await hub.latest(signal)
     if latest is None:
         failure = SourceUnavailable(signal, f"The source for {signal.metric} is unavailable")
-        await run_in_threadpool(_record_failure, db, user, failure)
+        await db_call(db, _record_failure, user, failure)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure))
     opened = SeriesRead(signal, SeriesMode.raw, latest[1], False, latest[0])  # type: ignore[arg-type]
-    await run_in_threadpool(_record_read, db, user, opened)
+    await db_call(db, _record_read, user, opened)
     watch = hub.watch(_credential_digest(request))
     after = _last_event_time(request)
 
