@@ -22,14 +22,14 @@ from sqlalchemy.orm import Session, sessionmaker
 os.environ.setdefault("OPTRIA_ARGON2_TIME_COST", "1")
 os.environ.setdefault("OPTRIA_ARGON2_MEMORY_COST_KIB", "64")
 
-from webapp.assets.models import Asset  # noqa: E402
-from webapp.cli import migrate  # noqa: E402
-from webapp.config import Settings  # noqa: E402
-from webapp.db import create_db_engine, create_session_factory, tenant_session  # noqa: E402
-from webapp.main import create_app  # noqa: E402
-from webapp.models import Base  # noqa: E402
-from webapp.tenancy.models import Role, Tenant, User  # noqa: E402
-from webapp.tenancy.service import create_tenant, create_user  # noqa: E402
+from webapp.assets.models import Asset
+from webapp.cli import migrate
+from webapp.config import Settings
+from webapp.db import create_db_engine, tenant_session
+from webapp.main import create_app
+from webapp.models import Base
+from webapp.tenancy.models import Role, Tenant, User
+from webapp.tenancy.service import create_tenant, create_user
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PASSWORD = "correct horse battery staple"
@@ -78,8 +78,13 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A migrated database per backend for the whole run."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'optria.db'}"
@@ -118,14 +123,10 @@ def session_factory(app) -> sessionmaker[Session]:  # type: ignore[no-untyped-de
 
 
 def _clean(engine: Engine) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    # DELETE, children first: on these small tables it is far cheaper than TRUNCATE.
     with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            quoted = ", ".join(f'"{name}"' for name in tables)
-            connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                connection.execute(text(f'DELETE FROM "{name}"'))
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,9 @@ Tenant safety lives here and nowhere else:
 - `bind_tenant(session, tenant_id)` is called once, by authentication.
 - One `do_orm_execute` hook adds `with_loader_criteria(TenantMixin, ...)` to every ORM select,
   update and delete, failing closed (no rows) when no tenant is bound.
-- One `before_flush` hook stamps new rows with the bound tenant and refuses foreign ones.
+- One `before_flush` hook stamps new rows with the bound tenant and refuses foreign ones; ORM
+  insert() / update() statements may write no tenant_id but the bound tenant's.
+- Rebinding a session drops other tenants' rows from its identity map (`session.get`).
 - On PostgreSQL every connection runs as the NOBYPASSRLS role `optria_app` and every transaction
   carries `app.tenant_id`, so row-level security backs the ORM up even for raw SQL.
 - Authentication, the one read before a tenant is known, uses the `AUTH_LOOKUP` execution option.
@@ -12,14 +14,27 @@ Tenant safety lives here and nowhere else:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, ForeignKey, MetaData, create_engine, event, text
+from sqlalchemy import (
+    JSON,
+    BindParameter,
+    DateTime,
+    Engine,
+    ForeignKey,
+    MetaData,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -68,7 +83,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -76,6 +91,11 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware UTC; a naive datetime means UTC (DESIGN.md §3, §5)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -148,6 +168,7 @@ def create_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def bind_tenant(session: Session, tenant_id: int | None) -> None:
     """Scope everything this session does from now on to one tenant (None: to nothing)."""
+    _forget_rows_of_other_tenants(session, tenant_id)
     session.info[TENANT_KEY] = tenant_id
     if session.in_transaction():
         _set_transaction_tenant(session.connection(), tenant_id)
@@ -155,6 +176,22 @@ def bind_tenant(session: Session, tenant_id: int | None) -> None:
 
 def bound_tenant_id(session: Session) -> int | None:
     return session.info.get(TENANT_KEY)
+
+
+def _forget_rows_of_other_tenants(session: Session, tenant_id: int | None) -> None:
+    # `session.get` answers from the identity map without SQL: rows loaded under a previous
+    # binding (or by AUTH_LOOKUP) must not outlive it.
+    changed = {id(obj) for obj in (*session.dirty, *session.deleted)}
+    for obj in list(session.identity_map.values()):
+        if not isinstance(obj, TenantMixin):
+            continue
+        if inspect(obj).dict.get(TENANT_KEY) == tenant_id:
+            continue
+        if id(obj) in changed:
+            raise TenantScopeError(
+                f"cannot rebind with unflushed changes to {type(obj).__name__} of another tenant"
+            )
+        session.expunge(obj)
 
 
 @contextmanager
@@ -184,20 +221,55 @@ def _no_tenant(cls: type[TenantMixin]) -> Any:
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_orm_statements_to_tenant(state: ORMExecuteState) -> Any:
+    tenant_id = state.session.info.get(TENANT_KEY)
+    if state.is_insert or state.is_update or state.is_delete:
+        _check_tenant_write(state, tenant_id)
     if not (state.is_select or state.is_update or state.is_delete):
         return None
-    if state.is_column_load or state.is_relationship_load:
-        return None  # criteria already propagate from the parent statement
+    # Relationship and column loads get the criteria too: objects created in this session (or
+    # loaded by AUTH_LOOKUP) carry no criteria of their own for their lazy loads to inherit.
     if state.execution_options.get(AUTH_LOOKUP):
         if not state.is_select:
             raise TenantScopeError("AUTH_LOOKUP is for reads only")
         return _run_auth_lookup(state)
-    tenant_id = state.session.info.get(TENANT_KEY)
     criteria = _no_tenant if tenant_id is None else (lambda cls: cls.tenant_id == tenant_id)
     state.statement = state.statement.options(
         with_loader_criteria(TenantMixin, criteria, include_aliases=True)
     )
     return None
+
+
+def _check_tenant_write(state: ORMExecuteState, tenant_id: int | None) -> None:
+    """ORM INSERT / UPDATE / DELETE statements write no tenant_id but the bound tenant's."""
+    mapper = state.bind_mapper
+    if mapper is None or not issubclass(mapper.class_, TenantMixin):
+        return
+    name = mapper.class_.__name__
+    statement: Any = state.statement
+    if state.is_executemany and not state.is_insert:
+        # "Bulk UPDATE by primary key" ignores with_loader_criteria: refuse it.
+        raise TenantScopeError(f"bulk write of {name} by primary key is not tenant-scoped")
+    if state.is_insert:
+        if tenant_id is None:
+            raise TenantScopeError(f"cannot insert {name}: no tenant is bound")
+        if statement.select is not None:
+            raise TenantScopeError(f"cannot check INSERT ... FROM SELECT into {name}")
+    # VALUES of insert() / update() (a delete() has none), then execute()'s parameters.
+    rows: list[Any] = [getattr(statement, "_values", None) or {}]
+    for values in getattr(statement, "_multi_values", ()):
+        rows.extend(values)
+    parameters = state.parameters
+    rows.extend(parameters if isinstance(parameters, list) else [parameters or {}])
+    for row in rows:
+        if not isinstance(row, dict):  # positional multi-VALUES row
+            row = dict(zip(statement.table.c.keys(), row, strict=False))
+        for key, value in row.items():
+            if getattr(key, "key", key) != TENANT_KEY:
+                continue
+            if isinstance(value, BindParameter):
+                value = value.value
+            if value != tenant_id:
+                raise TenantScopeError(f"cannot write {name} rows of another tenant")
 
 
 def _run_auth_lookup(state: ORMExecuteState) -> Any:
@@ -210,7 +282,10 @@ def _run_auth_lookup(state: ORMExecuteState) -> Any:
     try:
         return state.invoke_statement().freeze()()
     finally:
-        connection.execute(text("SELECT set_config('app.auth_lookup', '', true)"))
+        # After a failed lookup the transaction is aborted and its rollback clears the flag;
+        # resetting it here would only hide the real error.
+        with contextlib.suppress(DBAPIError):
+            connection.execute(text("SELECT set_config('app.auth_lookup', '', true)"))
 
 
 @event.listens_for(Session, "before_flush")

@@ -235,7 +235,9 @@ def _row_level_security() -> None:
         DO $$
         BEGIN
             CREATE ROLE optria_app NOLOGIN NOBYPASSRLS NOSUPERUSER;
-        EXCEPTION WHEN duplicate_object THEN NULL;
+        -- The role is cluster-wide: a concurrent migration of another database may create it
+        -- first, which surfaces as unique_violation rather than duplicate_object.
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END
         $$
         """
