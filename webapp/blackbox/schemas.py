@@ -1,15 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-
-def as_utc(value: datetime) -> datetime:
-    """Naive means UTC (DESIGN.md §5)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
+from webapp.db import as_utc
 
 UTCDatetime = Annotated[datetime, AfterValidator(as_utc)]
 

@@ -99,7 +99,11 @@ class PIWebAPIConnector(Connector):
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         cfg = super().validate_config(config)
         base_url = require_str(cfg, "base_url")
-        parts = urlsplit(base_url)
+        try:
+            parts = urlsplit(base_url)
+            parts.port  # noqa: B018 - raises ValueError for a port outside 0-65535
+        except ValueError as exc:
+            raise ValueError(f'config key "base_url" has a bad host or port: {exc}') from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError('config key "base_url" must be an http(s) URL')
         cfg["base_url"] = base_url

@@ -40,14 +40,29 @@ class InvalidConfig(ValueError):
 # --- secrets -------------------------------------------------------------------------------
 
 
-def _mask_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.password is None:
+def _with_url_password(value: str, password: str | None) -> str:
+    """`value` with the password in its userinfo replaced (host text kept verbatim: an IPv6
+    host keeps its brackets); unchanged when it has no password or does not parse."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
         return value
-    netloc = f"{parts.username or ''}:{SECRET_MASK}@{parts.hostname or ''}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is None or password is None:
+        return value
+    userinfo, _, host = parts.netloc.rpartition("@")
+    username = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{username}:{password}@{host}"))
+
+
+def _url_password(value: str) -> str | None:
+    try:
+        return urlsplit(value).password
+    except ValueError:
+        return None
+
+
+def _mask_url(value: str) -> str:
+    return _with_url_password(value, SECRET_MASK)
 
 
 def mask_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,13 +71,20 @@ def mask_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in config.items():
         if _SECRET_KEY.search(key) and value not in (None, ""):
             masked[key] = SECRET_MASK
-        elif isinstance(value, Mapping):
-            masked[key] = mask_secrets(value)
-        elif isinstance(value, str) and "://" in value:
-            masked[key] = _mask_url(value)
         else:
-            masked[key] = value
+            masked[key] = _mask_value(value)
     return masked
+
+
+def _mask_value(value: Any) -> Any:
+    """Secrets nested in objects, lists or URLs (a key alone does not say it all)."""
+    if isinstance(value, Mapping):
+        return mask_secrets(value)
+    if isinstance(value, list):
+        return [_mask_value(item) for item in value]
+    if isinstance(value, str) and "://" in value:
+        return _mask_url(value)
+    return value
 
 
 def _keep_masked_secrets(new: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,18 +94,25 @@ def _keep_masked_secrets(new: Mapping[str, Any], stored: Mapping[str, Any]) -> d
         old = stored.get(key)
         if value == SECRET_MASK and key in stored:
             merged[key] = old
-        elif isinstance(value, Mapping) and isinstance(old, Mapping):
-            merged[key] = _keep_masked_secrets(value, old)
-        elif (
-            isinstance(value, str)
-            and isinstance(old, str)
-            and f":{SECRET_MASK}@" in value
-            and _mask_url(old) == value
-        ):
-            merged[key] = old
         else:
-            merged[key] = value
+            merged[key] = _keep_masked_value(value, old)
     return merged
+
+
+def _keep_masked_value(value: Any, old: Any) -> Any:
+    if isinstance(value, Mapping) and isinstance(old, Mapping):
+        return _keep_masked_secrets(value, old)
+    if isinstance(value, list) and isinstance(old, list) and len(value) == len(old):
+        return [_keep_masked_value(v, o) for v, o in zip(value, old, strict=True)]
+    if (
+        isinstance(value, str)
+        and isinstance(old, str)
+        and _url_password(value) == SECRET_MASK
+        and _url_password(old) is not None
+    ):
+        # The host, user or path may have been edited; the password stays the stored one.
+        return _with_url_password(value, _url_password(old))
+    return value
 
 
 def _validated(integration_type: str, config: Mapping[str, Any]) -> dict[str, Any]:

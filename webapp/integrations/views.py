@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
-from fastapi.concurrency import run_in_threadpool
 
-from webapp.connectors.base import ConnectorError
+from webapp.connectors.base import ConnectorError, describe_error
 from webapp.connectors.registry import get_connector
 from webapp.deps import (
     MAX_DB_ID,
@@ -18,6 +18,7 @@ from webapp.deps import (
     OptionalAssetIdQuery,
     SessionDep,
     SettingsDep,
+    db_call,
 )
 from webapp.integrations import service
 from webapp.integrations.models import TenantIntegration
@@ -33,6 +34,8 @@ from webapp.integrations.schemas import (
     MappingUpdate,
 )
 from webapp.timeseries.service import bounded
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["integrations"])
 
@@ -92,7 +95,7 @@ async def test_integration(
 ) -> ConnectionTestResult:
     """Tries the connection and changes nothing; 200 whether or not the source answers."""
     try:
-        integration = await run_in_threadpool(service.get_integration, db, integration_id)
+        integration = await db_call(db, service.get_integration, integration_id)
     except service.NotFound as exc:
         raise _not_found(exc) from None
     timeout = settings.connector_timeout_seconds
@@ -105,6 +108,14 @@ async def test_integration(
         ok, detail = True, f"Connected to the {integration.type} source"
     except ConnectorError as exc:
         ok, detail = False, str(exc)
+    except ValueError as exc:  # a stored config the connector rejects: report it, never 500
+        ok, detail = False, f"the integration's config is not usable: {exc}"
+    except Exception as exc:  # a connector bug (an undocumented client error): never a 500
+        logger.error("testing integration %s failed unexpectedly", integration.id, exc_info=exc)
+        cause: BaseException = exc
+        while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]
+        ok, detail = False, f"the connector failed unexpectedly ({describe_error(cause)})"
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
     return ConnectionTestResult(ok=ok, detail=detail, latency_ms=latency_ms)
 

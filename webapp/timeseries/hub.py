@@ -291,7 +291,7 @@ class LiveHub:
                 else:
                     series = series.window(int(series.timestamps[-1]) - state.span_ns,
                                            int(series.timestamps[-1]))
-                    if len(series) > 2 * state.limit:
+                    if len(series) > state.limit:  # a plot stays within its point budget
                         series = downsample(series, state.limit)
                 state.series = series
         return state.series

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -20,13 +21,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.blackbox.service import record_event
-from webapp.connectors.base import QUALITY_UNCERTAIN, ConnectorError, Series, datetime_to_ns
+from webapp.connectors.base import (
+    QUALITY_BAD,
+    QUALITY_UNCERTAIN,
+    ConnectorError,
+    Series,
+    datetime_to_ns,
+    describe_error,
+)
 from webapp.connectors.demo import DemoConnector
 from webapp.connectors.registry import get_connector
 from webapp.db import utcnow
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
 from webapp.integrations.service import active_mappings_for_asset
 from webapp.timeseries.downsample import downsample
+
+logger = logging.getLogger(__name__)
 
 MAX_WINDOW = timedelta(days=366)
 DEFAULT_PLOT_WINDOW = timedelta(hours=24)
@@ -180,7 +190,16 @@ _synthetic_source = DemoConnector({})
 def scale_series(series: Series, signal: Signal) -> Series:
     if signal.scaling_factor == 1.0 and signal.offset_value == 0.0:
         return series  # exactly the source's values, bit for bit
-    return replace(series, values=series.values * signal.scaling_factor + signal.offset_value)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = series.values * signal.scaling_factor + signal.offset_value
+    overflowed = ~np.isfinite(values) & np.isfinite(series.values)
+    if not overflowed.any():
+        return replace(series, values=values)
+    # Beyond float64 is no reading (and not JSON): such a point is bad, like any NaN.
+    values[overflowed] = np.nan
+    quality = series.quality.copy()
+    quality[overflowed] = QUALITY_BAD
+    return replace(series, values=values, quality=quality)
 
 
 def _as_fallback(series: Series) -> Series:
@@ -235,7 +254,8 @@ async def read_series(signal: Signal, window: SeriesWindow, *, timeout: float) -
         )
         source: Source = "live"
         error = None
-    except ConnectorError as exc:
+    except Exception as raised:  # any connector failure is a source failure, never a 500
+        exc = _source_error(signal, raised)
         if not signal.fallback_enabled:
             raise SourceUnavailable(signal, _unavailable_message(signal, exc)) from None
         series, truncated = await _fetch_window(_synthetic_source, signal.external_tag, window)
@@ -250,12 +270,27 @@ async def read_latest(signal: Signal, *, timeout: float) -> SeriesRead:
         series = await bounded(connector.fetch_latest(signal.external_tag), timeout)
         source: Source = "live"
         error = None
-    except ConnectorError as exc:
+    except Exception as raised:  # any connector failure is a source failure, never a 500
+        exc = _source_error(signal, raised)
         if not signal.fallback_enabled:
             raise SourceUnavailable(signal, _unavailable_message(signal, exc)) from None
         series = _as_fallback(await _synthetic_source.fetch_latest(signal.external_tag))
         source, error = "fallback", str(exc)
     return SeriesRead(signal, SeriesMode.raw, source, False, scale_series(series, signal), error)
+
+
+def _source_error(signal: Signal, exc: Exception) -> ConnectorError:
+    """A connector's failure as a ConnectorError; an unexpected exception (a connector bug,
+    e.g. a client library raising outside its documented errors) is logged, never a 500."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    logger.error(
+        "the %s connector of integration %s failed unexpectedly",
+        signal.integration_type, signal.integration_id, exc_info=exc,
+    )
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]  # the first real cause, not "unhandled errors in a TaskGroup"
+    return ConnectorError(f"the connector failed unexpectedly ({describe_error(exc)})")
 
 
 def _unavailable_message(signal: Signal, exc: ConnectorError) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
@@ -17,6 +17,7 @@ from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetList
 from webapp.connectors.base import Series
+from webapp.db import as_utc
 from webapp.deps import AssetId, CurrentUser, SessionDep, SettingsDep, bearer_token, db_call
 from webapp.security import token_digest
 from webapp.templating import is_htmx, render_page, render_partial
@@ -61,9 +62,7 @@ def _signal_or_404(db: Session, asset_id: int, metric: str) -> Signal:
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None if value is None else as_utc(value)
 
 
 def _unprocessable(parameter: str, message: str) -> HTTPException:
