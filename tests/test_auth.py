@@ -615,3 +615,21 @@ def test_full_round_trip_login_returns_to_the_requested_page(
     page = client.get(response.headers["location"])
     assert page.status_code == 200
     assert f'data-asset-id="{asset.id}"' in page.text
+
+
+def test_a_cross_site_login_form_is_refused(client: TestClient, tenant_a: TenantWorld) -> None:
+    response = client.post(
+        "/login",
+        data={"email": tenant_a.admin.email, "password": PASSWORD},
+        headers={"Sec-Fetch-Site": "cross-site"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
+    assert "optria_session" not in response.cookies
+    same_site = client.post(
+        "/login",
+        data={"email": tenant_a.admin.email, "password": PASSWORD},
+        headers={"Sec-Fetch-Site": "same-origin"},
+        follow_redirects=False,
+    )
+    assert same_site.status_code == 303

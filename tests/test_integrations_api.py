@@ -312,6 +312,26 @@ def test_patch_echoing_masked_secrets_keeps_the_stored_ones(
     assert stored_config(owner_engine, pi_id)["api_token"] == PI_SECRET_CONFIG["api_token"]
 
 
+def test_a_mask_with_no_stored_secret_behind_it_is_422(
+    client: TestClient, owner_engine: Engine, tenant_a: TenantWorld
+) -> None:
+    admin = headers_for(client, tenant_a, "tenant_admin")
+    copied = {**PI_SECRET_CONFIG, "password": "***"}
+    response = client.post(
+        "/api/integrations", json={"type": "pi", "name": "copy", "config": copied}, headers=admin
+    )
+    assert response.status_code == 422
+    assert "password" in response.text and "***" in response.text
+    pi_id = create(client, admin, "pi", {"base_url": "https://pi.example", "data_server": "S"})
+    response = client.patch(
+        f"/api/integrations/{pi_id}",
+        json={"config": {"base_url": "https://u:***@pi.example", "data_server": "S"}},
+        headers=admin,
+    )
+    assert response.status_code == 422
+    assert stored_config(owner_engine, pi_id)["base_url"] == "https://pi.example"
+
+
 def test_patch_with_a_masked_url_keeps_the_stored_url_password(
     client: TestClient, owner_engine: Engine, tenant_a: TenantWorld
 ) -> None:

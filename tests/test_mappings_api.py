@@ -331,6 +331,8 @@ def test_patch_rejects_bad_values_and_fields_that_would_move_the_mapping(
         {"asset_id": world.a.assets[1].id},
         {"integration_id": world.a_integration},
         {"tenant_id": world.b.tenant.id},
+        {"scaling_factor": None},
+        {"is_active": None},
     ):
         response = client.patch(f"/api/mappings/{mapping_id}", json=body, headers=headers)
         assert response.status_code == 422, (body, response.text)

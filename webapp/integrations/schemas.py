@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 IntegrationType = Literal["demo", "pi", "opcua", "sql"]
 METRIC_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -66,6 +66,13 @@ class MappingUpdate(BaseModel):
     offset_value: float | None = Field(default=None, allow_inf_nan=False)
     unit: str | None = Field(default=None, max_length=32)
     is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _only_unit_may_be_cleared(self) -> MappingUpdate:
+        for name in self.model_fields_set - {"unit"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null (only unit can be cleared)")
+        return self
 
 
 class MappingOut(BaseModel):

@@ -22,7 +22,9 @@ from webapp.integrations.schemas import (
 )
 
 SECRET_MASK = "***"
-_SECRET_KEY = re.compile(r"password|secret|token", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"password|passwd|pwd|secret|token|api_?key|private_?key|credential", re.IGNORECASE
+)
 
 
 class NotFound(Exception):
@@ -115,7 +117,28 @@ def _keep_masked_value(value: Any, old: Any) -> Any:
     return value
 
 
+def _leftover_mask(value: Any, path: str) -> str | None:
+    """Where a "***" would be stored as if it were the secret (no stored value to keep)."""
+    if value == SECRET_MASK or (isinstance(value, str) and _url_password(value) == SECRET_MASK):
+        return path
+    items: Any = ()
+    if isinstance(value, Mapping):
+        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    for item_path, item in items:
+        found = _leftover_mask(item, item_path)
+        if found:
+            return found
+    return None
+
+
 def _validated(integration_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    masked_at = _leftover_mask(config, "")
+    if masked_at:
+        raise InvalidConfig(
+            f'config key "{masked_at}" holds the mask "***", not a secret: send the real value'
+        )
     try:
         return validate_integration_config(integration_type, config)
     except ValueError as exc:
@@ -205,8 +228,6 @@ def create_mapping(session: Session, data: MappingCreate) -> ExternalSignalMappi
 def update_mapping(session: Session, mapping_id: int, data: MappingUpdate) -> ExternalSignalMapping:
     mapping = get_mapping(session, mapping_id)
     for field_name, value in data.model_dump(exclude_unset=True).items():
-        if value is None and field_name != "unit":
-            continue
         setattr(mapping, field_name, value)
     session.commit()
     return mapping

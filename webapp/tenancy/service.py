@@ -131,6 +131,10 @@ def authenticate(session: Session, *, email: str, password: str, client_address:
         session.execute(delete(LoginFailure).where(LoginFailure.email == email))
     else:
         session.add(LoginFailure(email=email[:254], client_address=client_address[:64]))
+        # Failures older than the window no longer count: don't keep them.
+        session.execute(
+            delete(LoginFailure).where(LoginFailure.attempted_at < utcnow() - FAILURE_WINDOW)
+        )
     if user is not None:
         bind_tenant(session, user.tenant_id)
         record_event(

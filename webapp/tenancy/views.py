@@ -70,6 +70,9 @@ def login_submit(
     next: Annotated[str, Form()] = "/twins",
 ) -> Response:
     next_url = safe_next(next)
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        # Login CSRF: another site must not log this browser into an account of its choosing.
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Cross-site login refused")
     try:
         user = authenticate(
             db, email=email, password=password, client_address=client_address(request)
