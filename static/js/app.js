@@ -16,6 +16,9 @@
     var close = document.querySelector("#" + PANEL_ID + " [data-role=panel-close]");
     if (close) {
       event.preventDefault();
+      // htmx processes swapped-in content only when it settles (~20 ms later); an Escape
+      // in between would follow the plain link (a full page load that loses focus).
+      if (window.htmx) window.htmx.process(close);
       close.click();
     }
   });

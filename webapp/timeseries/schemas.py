@@ -45,18 +45,17 @@ class MetricList(BaseModel):
 
 
 def iso_timestamps(timestamps_ns: np.ndarray) -> list[str]:
-    """ISO 8601 UTC ending in Z, vectorised; as precise as the data needs (s, ms or µs)."""
+    """ISO 8601 UTC ending in Z, vectorised: whole seconds as `…:SSZ`, anything finer with
+    microseconds. Chosen per point, so a reading's id is the same in every batch it is sent in."""
     if not len(timestamps_ns):
         return []
-    if not np.any(timestamps_ns % 1_000_000_000):
-        unit = "s"
-    elif not np.any(timestamps_ns % 1_000_000):
-        unit = "ms"
-    else:
-        unit = "us"
-    as_datetimes = timestamps_ns.view("datetime64[ns]").astype(f"datetime64[{unit}]")
-    texts = np.datetime_as_string(as_datetimes, unit=unit)
-    return [f"{text}Z" for text in texts.tolist()]
+    as_micros = timestamps_ns.view("datetime64[ns]").astype("datetime64[us]")
+    texts = np.datetime_as_string(as_micros, unit="us").tolist()
+    whole_seconds = (timestamps_ns % 1_000_000_000 == 0).tolist()
+    return [
+        f"{text[:-7]}Z" if whole else f"{text}Z"
+        for text, whole in zip(texts, whole_seconds, strict=True)
+    ]
 
 
 def point_dicts(series: Series, unit: str | None) -> list[dict[str, object]]:
