@@ -263,6 +263,8 @@ def test_limit_default_and_bounds(
     [
         ({"since": "yesterday"}, "since"),
         ({"since": "2025-13-01T00:00:00Z"}, "since"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
+        ({"since": "9999-12-31T23:59:59-01:00"}, "since"),
         ({"asset_id": 0}, "asset_id"),
         ({"asset_id": 2**31}, "asset_id"),
         ({"asset_id": "P-101"}, "asset_id"),

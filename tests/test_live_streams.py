@@ -297,3 +297,19 @@ def test_fragments_render_once_per_tick_per_variant() -> None:
     asyncio.run(scenario())
     assert 3 <= len(renders) <= 5, f"{len(renders)} renders for 50 viewers over 3 ticks"
     assert all(count == 100 for count in renders), "the chart keeps the latest 100 points"
+
+
+def test_closing_the_hub_stops_every_feed_promptly() -> None:
+    async def scenario() -> tuple[int, int, bool]:
+        hub = LiveHub(interval=0.005, timeout=1.0)
+        feed = hub.attach(demo_signal(900_004))
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(hub.aclose(), 2)  # a hung close would fail here
+        polls_at_close = feed.polls
+        await asyncio.sleep(0.1)
+        assert feed.task is not None
+        return polls_at_close, feed.polls, feed.task.done()
+
+    for _ in range(20):  # the cancellation race was intermittent
+        polls_at_close, polls_later, done = asyncio.run(scenario())
+        assert done and polls_later == polls_at_close

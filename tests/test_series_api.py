@@ -291,6 +291,11 @@ BAD_PARAMETERS: list[tuple[dict[str, str], str]] = [
     ({"limit": "-5"}, "limit"),
     ({"mode": "bogus"}, "mode"),
     ({"mode": "plot", "limit": "2"}, "limit"),
+    # Dates that overflow once converted to UTC, or that no plant history can hold.
+    ({"to_time": "9999-12-31T23:59:59-05:00"}, "to_time"),
+    ({"from_time": "0001-01-01T00:00:00+01:00"}, "from_time"),
+    ({"to_time": "0001-01-01T00:00:00", "mode": "plot"}, "to_time"),
+    ({"from_time": "1800-01-01T00:00:00Z"}, "from_time"),
 ]
 
 

@@ -15,8 +15,8 @@ from webapp.security import csrf_token_for, csrf_token_matches
 from webapp.templating import SUPPORTED_LOCALES, is_htmx
 from webapp.tenancy.models import ROLE_RANK, Role, User
 from webapp.tenancy.service import set_locale, user_for_api_token, user_for_session
+from webapp.types import MAX_DB_ID
 
-MAX_DB_ID = 2**31 - 1
 T = TypeVar("T")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = "sid"

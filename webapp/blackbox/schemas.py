@@ -7,7 +7,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from webapp.db import as_utc
 
-UTCDatetime = Annotated[datetime, AfterValidator(as_utc)]
+# Stored values are already UTC; this only normalises how they serialise.
+StoredUTC = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class EventOut(BaseModel):
@@ -18,7 +19,7 @@ class EventOut(BaseModel):
     source_system: str
     source_type: str
     event_category: str
-    event_time: UTCDatetime
+    event_time: StoredUTC
     severity: str
     summary: str
     payload: dict[str, Any]
@@ -36,9 +37,9 @@ class IncidentOut(BaseModel):
     title: str
     severity: str
     status: str
-    opened_at: UTCDatetime
-    acknowledged_at: UTCDatetime | None
-    closed_at: UTCDatetime | None
+    opened_at: StoredUTC
+    acknowledged_at: StoredUTC | None
+    closed_at: StoredUTC | None
     first_event_id: int | None
     last_event_id: int | None
     event_count: int

@@ -7,9 +7,10 @@ from fastapi.responses import HTMLResponse
 
 from webapp.blackbox import service
 from webapp.blackbox.models import SEVERITIES
-from webapp.blackbox.schemas import EventList, IncidentList, UTCDatetime
+from webapp.blackbox.schemas import EventList, IncidentList
 from webapp.deps import CurrentUser, OptionalAssetIdQuery, SessionDep
 from webapp.templating import render_page
+from webapp.types import UTCDatetime
 
 router = APIRouter()
 

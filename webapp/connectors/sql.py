@@ -87,7 +87,9 @@ class SQLHistorianConnector(Connector):
                 return work(conn)
 
         try:
-            return await asyncio.wait_for(asyncio.to_thread(job), self.timeout)
+            # asyncio.timeout: wait_for (3.11) can swallow a cancellation of the caller.
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.to_thread(job)
         except TimeoutError:
             raise ConnectorError(
                 f"SQL historian {self._shown_url} did not answer within {self.timeout:g} s"

@@ -4,9 +4,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from webapp.types import MAX_DB_ID
+
 IntegrationType = Literal["demo", "pi", "opcua", "sql"]
 METRIC_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-MAX_DB_ID = 2**31 - 1
 DbId = Field(ge=1, le=MAX_DB_ID)
 
 

@@ -11,7 +11,6 @@ from fastapi import APIRouter, HTTPException, Path, status
 from webapp.connectors.base import ConnectorError, describe_error
 from webapp.connectors.registry import get_connector
 from webapp.deps import (
-    MAX_DB_ID,
     AdminUser,
     CurrentUser,
     EngineerUser,
@@ -34,6 +33,7 @@ from webapp.integrations.schemas import (
     MappingUpdate,
 )
 from webapp.timeseries.service import bounded
+from webapp.types import MAX_DB_ID
 
 logger = logging.getLogger(__name__)
 

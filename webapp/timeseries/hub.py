@@ -168,6 +168,7 @@ class LiveHub:
         self.watches: set[Watch] = set()
         self._watch_task: asyncio.Task[None] | None = None
         self._card_cache: dict[tuple[int, str], tuple[float, Series, str]] = {}
+        self._closed = False
 
     # --- feeds ---------------------------------------------------------------------------
 
@@ -190,7 +191,7 @@ class LiveHub:
     async def _run_feed(self, feed: Feed) -> None:
         key = feed.signal.source_key
         try:
-            while True:
+            while not self._closed:
                 await self._poll(feed)
                 await asyncio.sleep(self.interval)
                 idle = feed.idle_since
@@ -379,6 +380,7 @@ class LiveHub:
             return {row.digest for row in rows}
 
     async def aclose(self) -> None:
+        self._closed = True
         tasks = [feed.task for feed in self.feeds.values() if feed.task is not None]
         if self._watch_task is not None:
             tasks.append(self._watch_task)

@@ -26,7 +26,6 @@ from webapp.connectors.base import (
     QUALITY_UNCERTAIN,
     ConnectorError,
     Series,
-    datetime_to_ns,
     describe_error,
 )
 from webapp.connectors.demo import DemoConnector
@@ -207,9 +206,14 @@ def _as_fallback(series: Series) -> Series:
 
 
 async def bounded(awaitable: Awaitable[T], timeout: float) -> T:
-    """A connector call that cannot hang: a silent peer becomes a ConnectorError."""
+    """A connector call that cannot hang: a silent peer becomes a ConnectorError.
+
+    asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+    arrives as the inner call finishes, and a cancelled live feed would then poll on.
+    """
     try:
-        return await asyncio.wait_for(awaitable, timeout + HANG_GRACE_SECONDS)
+        async with asyncio.timeout(timeout + HANG_GRACE_SECONDS):
+            return await awaitable
     except TimeoutError:
         raise ConnectorError(f"the source did not answer within {timeout:g} s") from None
 
@@ -298,11 +302,6 @@ def _unavailable_message(signal: Signal, exc: ConnectorError) -> str:
         f"The {signal.integration_type} source for {signal.metric} "
         f"({signal.external_tag}) is unavailable: {exc}"
     )
-
-
-def window_since(series: Series, after: datetime) -> int:
-    """Index of the first point strictly after `after` (for stream resumption)."""
-    return int(np.searchsorted(series.timestamps, datetime_to_ns(after), "right"))
 
 
 # --- BlackBox --------------------------------------------------------------------------------

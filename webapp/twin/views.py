@@ -36,10 +36,13 @@ from webapp.twin.presenters import (
     metric_label,
     range_label,
 )
+from webapp.types import UTCDatetime
 
 router = APIRouter()
 
 HEARTBEAT_SECONDS = 15
+FromTime = Annotated[UTCDatetime | None, Query(description="ISO 8601; naive means UTC")]
+ToTime = Annotated[UTCDatetime | None, Query(description="ISO 8601; default and max: now")]
 MetricName = Annotated[str, Path(min_length=1, max_length=64, description="Internal metric name")]
 
 
@@ -59,10 +62,6 @@ def _signal_or_404(db: Session, asset_id: int, metric: str) -> Signal:
             status.HTTP_404_NOT_FOUND, f"Metric {metric!r} is not mapped for asset {asset_id}"
         )
     return signal
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
 
 
 def _unprocessable(parameter: str, message: str) -> HTTPException:
@@ -136,14 +135,14 @@ async def metric_series(
     db: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
-    from_time: Annotated[datetime | None, Query(description="ISO 8601; naive means UTC")] = None,
-    to_time: Annotated[datetime | None, Query(description="ISO 8601; default and max: now")] = None,
+    from_time: FromTime = None,
+    to_time: ToTime = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     mode: SeriesMode = SeriesMode.raw,
 ) -> JSONResponse:
     try:
         window = series_service.resolve_window(
-            from_time=_as_utc(from_time), to_time=_as_utc(to_time), limit=limit, mode=mode
+            from_time=from_time, to_time=to_time, limit=limit, mode=mode
         )
     except series_service.WindowError as exc:
         raise _unprocessable(exc.parameter, str(exc)) from None
@@ -313,8 +312,8 @@ def _last_event_time(request: Request) -> datetime | None:
     if not header:
         return None
     try:
-        return _as_utc(datetime.fromisoformat(header.replace("Z", "+00:00")))
-    except ValueError:
+        return as_utc(datetime.fromisoformat(header.replace("Z", "+00:00")))
+    except (ValueError, OverflowError):
         return None  # an id we never issued: start from now rather than fail the reconnect
 
 
