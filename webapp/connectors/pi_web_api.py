@@ -238,15 +238,17 @@ class PIWebAPIConnector(Connector):
     ) -> Series:
         from webapp.timeseries.downsample import downsample
 
-        # PI's plot returns up to ~5 values per interval (first, last, min, max, exceptions);
-        # downsample() then guarantees the budget while keeping the global min and max.
+        # PI's plot returns up to ~5 values per interval (first, last, min, max, exceptions).
+        # One interval per wanted point over-fetches on purpose: downsample() then fills the
+        # whole budget (keeping the global min and max), so callers can tell a reduced window
+        # (more than the budget came back) from a whole one.
         body = await self._stream(
             tag,
             "plot",
             {
                 "startTime": ns_to_iso(datetime_to_ns(from_time)),
                 "endTime": ns_to_iso(datetime_to_ns(to_time)),
-                "intervals": max(1, max_points // 5),
+                "intervals": max(1, max_points),
                 "selectedFields": _ITEMS_FIELDS,
             },
         )
