@@ -549,3 +549,16 @@ def test_connection_test_needs_an_engineer_and_an_own_integration(
         assert after[table] == before[table]
     assert {e["event_category"] for e in after["blackbox_event"][len(before["blackbox_event"]):]} \
         <= {"AUTH"}
+
+
+def test_patch_with_explicit_nulls_is_422_and_changes_nothing(
+    client: TestClient, owner_engine: Engine, tenant_a: TenantWorld
+) -> None:
+    admin = headers_for(client, tenant_a, "tenant_admin")
+    pi_id = create(client, admin, "pi", PI_SECRET_CONFIG)
+    before = integration_rows(owner_engine)
+    for body in ({"name": None}, {"config": None}, {"is_active": None}):
+        response = client.patch(f"/api/integrations/{pi_id}", json=body, headers=admin)
+        assert response.status_code == 422, (body, response.text)
+        assert next(iter(body)) in response.text
+    assert integration_rows(owner_engine) == before

@@ -11,6 +11,13 @@ METRIC_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 DbId = Field(ge=1, le=MAX_DB_ID)
 
 
+def reject_explicit_nulls(patch: BaseModel, nullable: frozenset[str] = frozenset()) -> None:
+    """PATCH: an omitted field is left alone, but an explicit null is a mistake, not a no-op."""
+    for name in sorted(patch.model_fields_set - nullable):
+        if getattr(patch, name) is None:
+            raise ValueError(f"{name} cannot be null")
+
+
 class IntegrationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -26,6 +33,11 @@ class IntegrationUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     config: dict[str, Any] | None = None
     is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> IntegrationUpdate:
+        reject_explicit_nulls(self)
+        return self
 
 
 class IntegrationOut(BaseModel):
@@ -70,9 +82,7 @@ class MappingUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _only_unit_may_be_cleared(self) -> MappingUpdate:
-        for name in self.model_fields_set - {"unit"}:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null (only unit can be cleared)")
+        reject_explicit_nulls(self, nullable=frozenset({"unit"}))
         return self
 
 

@@ -167,7 +167,8 @@ class LiveHub:
         self.charts: dict[tuple[int, str], ChartState] = {}
         self.watches: set[Watch] = set()
         self._watch_task: asyncio.Task[None] | None = None
-        self._card_cache: dict[tuple[int, str], tuple[float, Series, str]] = {}
+        self._card_cache: dict[tuple[int, str], tuple[float, Series | None, str]] = {}
+        self._inflight: dict[tuple[int, str], asyncio.Future[None]] = {}
         self._closed = False
 
     # --- feeds ---------------------------------------------------------------------------
@@ -176,6 +177,8 @@ class LiveHub:
         feed = self.feeds.get(signal.source_key)
         if feed is None:
             feed = self.feeds[signal.source_key] = Feed(signal, datetime_to_ns(utcnow()))
+        elif feed.signal.integration_config != signal.integration_config:
+            feed.signal = _raw(signal)  # the integration was edited: poll with its new config
         feed.viewers += 1
         feed.idle_since = None
         if feed.task is None or feed.task.done():
@@ -315,18 +318,30 @@ class LiveHub:
     # --- latest values for the card grid (no SENSOR event: a summary, not a series read) ---
 
     async def latest(self, signal: Signal) -> tuple[Series, str] | None:
-        feed = self.feeds.get(signal.source_key)
-        if feed is not None and feed.last_ns is not None:
+        """The newest reading, for summaries. A failure is remembered for one interval and
+        concurrent askers share one read, so a dead source cannot slow every page."""
+        key = signal.source_key
+        feed = self.feeds.get(key)
+        if feed is not None and feed.last_ns is not None and feed.error is None:
             return scale_series(feed.points_after(None).tail(1), signal), feed.source
-        cached = self._card_cache.get(signal.source_key)
-        if cached is not None and time.monotonic() - cached[0] < self.interval:
-            return scale_series(cached[1], signal), cached[2]
+        cached = self._card_cache.get(key)
+        if cached is None or time.monotonic() - cached[0] >= self.interval:
+            read = self._inflight.get(key)
+            if read is None:
+                read = self._inflight[key] = asyncio.ensure_future(self._read_latest(signal))
+                read.add_done_callback(lambda _task: self._inflight.pop(key, None))
+            await asyncio.shield(read)
+            cached = self._card_cache[key]
+        series, source = cached[1], cached[2]
+        return None if series is None else (scale_series(series, signal), source)
+
+    async def _read_latest(self, signal: Signal) -> None:
         try:
             read = await read_latest(_raw(signal), timeout=self.timeout)
         except SourceUnavailable:
-            return None
+            self._card_cache[signal.source_key] = (time.monotonic(), None, "live")
+            return
         self._card_cache[signal.source_key] = (time.monotonic(), read.series, read.source)
-        return scale_series(read.series, signal), read.source
 
     # --- revocation ---------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from webapp.types import UTCDatetime
 router = APIRouter()
 
 HEARTBEAT_SECONDS = 15
+CARD_READ_BUDGET_SECONDS = 1.5
 FromTime = Annotated[UTCDatetime | None, Query(description="ISO 8601; naive means UTC")]
 ToTime = Annotated[UTCDatetime | None, Query(description="ISO 8601; default and max: now")]
 MetricName = Annotated[str, Path(min_length=1, max_length=64, description="Internal metric name")]
@@ -177,12 +178,18 @@ def _hub(request: Request) -> LiveHub:
 async def _card_values(
     hub: LiveHub, signals: dict[int, list[Signal]], timezone: str, locale: str
 ) -> dict:
-    """Each card's first two metrics, from the live hub (a summary: no SENSOR event)."""
+    """Each card's first two metrics, from the live hub (a summary: no SENSOR event).
+
+    A slow source gets a short budget: its cards show "—" now and its reading, once it comes,
+    is cached by the hub for the next page."""
     wanted = [signal for asset_signals in signals.values() for signal in asset_signals[:2]]
-    results = await asyncio.gather(*(hub.latest(signal) for signal in wanted))
+    reads = [asyncio.ensure_future(hub.latest(signal)) for signal in wanted]
+    if reads:
+        await asyncio.wait(reads, timeout=CARD_READ_BUDGET_SECONDS)
     values: dict[int, list[tuple[Signal, LatestView | None]]] = {}
-    for signal, result in zip(wanted, results, strict=True):
+    for signal, read in zip(wanted, reads, strict=True):
         view = None
+        result = read.result() if read.done() else None
         if result is not None:
             view = latest_view(
                 result[0], unit=signal.unit, timezone=timezone, source=result[1], locale=locale
