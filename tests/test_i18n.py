@@ -242,3 +242,17 @@ def test_blackbox_labels_in_arabic(client: TestClient, tenant_a: TenantWorld) ->
         option.get_text(strip=True) for option in soup.select("select[name=severity] option")
     ]
     assert options == ["الكل", "معلومات", "تحذير", "حرج"]
+
+
+def test_blackbox_summaries_follow_the_viewers_language(
+    client: TestClient, tenant_a: TenantWorld
+) -> None:
+    email = tenant_a.users["viewer"].email
+    browser_login(client, email)  # writes the AUTH event shown below
+    english = BeautifulSoup(client.get("/blackbox?category=AUTH").text, "html.parser")
+    assert f"Login succeeded for {email}" in english.select_one("[data-role=event-row]").text
+    arabic = BeautifulSoup(client.get("/blackbox?category=AUTH&lang=ar").text, "html.parser")
+    row = arabic.select_one("[data-role=event-row]").text
+    assert f"نجح تسجيل الدخول للمستخدم {email}" in row
+    assert "Login succeeded" not in row
+    client.get("/twins?lang=en")
