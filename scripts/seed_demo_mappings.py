@@ -11,6 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy.exc import DBAPIError
+
+from webapp.cli import database_problem
 from webapp.config import get_settings
 from webapp.db import create_db_engine, create_session_factory, tenant_session
 from webapp.demo.seed import DemoTenantMissing, seed_demo_signal_mappings
@@ -24,6 +27,9 @@ def main() -> int:
             summary = seed_demo_signal_mappings(session, settings)
     except DemoTenantMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        print(database_problem(exc), file=sys.stderr)
         return 1
     finally:
         engine.dispose()

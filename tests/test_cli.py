@@ -246,3 +246,42 @@ def test_seed_demo_completes_a_partial_tenant(migrated: str, owner: Engine) -> N
     with api_client(migrated) as client:
         # The existing user keeps their own password.
         assert token_status(client, "viewer@aramco.com", "kept-password") == 200
+
+
+def test_create_user_refuses_a_bad_email_or_a_short_password(
+    migrated: str, owner: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["create-tenant", "ACME", "Acme Refinery"]) == 0
+    base = ["create-user", "--tenant", "ACME", "--role", "viewer"]
+    assert main([*base, "--email", "not-an-email", "--password", "long-enough"]) == 1
+    assert "not an email address" in capsys.readouterr().err
+    assert main([*base, "--email", "a@acme.example", "--password", "short"]) == 1
+    assert "at least 8 characters" in capsys.readouterr().err
+    assert rows(owner, User) == []
+
+
+def test_commands_on_an_unmigrated_database_say_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPTRIA_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    get_settings.cache_clear()
+    try:
+        assert main(["seed-demo"]) == 1
+    finally:
+        get_settings.cache_clear()
+    error = capsys.readouterr().err
+    assert "optria-iq migrate" in error and "Traceback" not in error
+
+
+def test_serve_without_a_secret_key_outside_demo_mode_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPTRIA_DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")
+    monkeypatch.delenv("OPTRIA_SECRET_KEY", raising=False)
+    monkeypatch.setenv("OPTRIA_DEMO_MODE", "false")
+    get_settings.cache_clear()
+    try:
+        assert main(["serve"]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert "OPTRIA_SECRET_KEY is required" in capsys.readouterr().err

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from webapp.config import PROJECT_ROOT, Settings, get_settings
+from webapp.connectors.base import describe_error
 from webapp.db import create_db_engine, create_session_factory, tenant_session
 from webapp.tenancy.models import Role
 
@@ -55,6 +58,11 @@ def seed_demo(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    if not settings.secret_key:
+        raise CommandError(
+            "OPTRIA_SECRET_KEY is required outside demo mode "
+            "(set it, or OPTRIA_DEMO_MODE=true for the local demo)"
+        )
     uvicorn.run("webapp.main:create_app", factory=True, host=settings.host, port=settings.port)
 
 
@@ -85,6 +93,13 @@ def create_user_command(
 ) -> int:
     from webapp.tenancy.service import create_user, find_user_by_email, get_tenant_by_code
 
+    if not EMAIL_PATTERN.fullmatch(email.strip()):
+        print(f"error: {email!r} is not an email address", file=sys.stderr)
+        return 1
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(f"error: the password needs at least {MIN_PASSWORD_LENGTH} characters",
+              file=sys.stderr)
+        return 1
     with _cli_session(settings) as session:
         tenant = get_tenant_by_code(session, tenant_code)
         if tenant is None:
@@ -99,7 +114,34 @@ def create_user_command(
     return 0
 
 
+class CommandError(Exception):
+    """A problem the operator can fix: printed as one line, exit status 1."""
+
+
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MIN_PASSWORD_LENGTH = 8
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except CommandError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        # Typically an unmigrated database or an unreachable server.
+        print(database_problem(exc), file=sys.stderr)
+        return 1
+
+
+def database_problem(exc: DBAPIError) -> str:
+    return (
+        f"error: database problem ({describe_error(exc.orig or exc)}); "
+        "is OPTRIA_DATABASE_URL right, and has `optria-iq migrate` run?"
+    )
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="optria-iq", description="OPTRIA IQ Digital Twin")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")

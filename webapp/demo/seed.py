@@ -179,32 +179,42 @@ def seed_demo_signal_mappings(
             f"tenant {DEMO_TENANT_CODE} does not exist; run `optria-iq seed-demo` first"
         )
     bind_tenant(db_session, tenant.id)
-    integration, integration_created = _demo_integration(db_session, settings)
-    summary = MappingSeedSummary(integration.type, integration.name, integration_created)
-    existing = {
-        (mapping.asset_id, mapping.internal_metric_name)
+    mapped_to = {
+        (mapping.asset_id, mapping.internal_metric_name): mapping.integration_id
         for mapping in db_session.scalars(select(ExternalSignalMapping))
     }
-    for asset in db_session.scalars(select(Asset).order_by(Asset.code)):
-        created, present = [], []
-        for metric, suffix, unit in COMMON_SIGNALS + SIGNALS_BY_TYPE.get(asset.asset_type, ()):
-            if (asset.id, metric) in existing:
-                present.append(metric)
-                continue
-            db_session.add(
-                ExternalSignalMapping(
-                    integration_id=integration.id,
-                    asset_id=asset.id,
-                    internal_metric_name=metric,
-                    external_tag=f"PI:{asset.code}.{suffix}",
-                    scaling_factor=1.0,
-                    offset_value=0.0,
-                    unit=unit,
-                    is_active=True,
-                )
+    wanted = [
+        (asset, metric, suffix, unit)
+        for asset in db_session.scalars(select(Asset).order_by(Asset.code))
+        for metric, suffix, unit in COMMON_SIGNALS + SIGNALS_BY_TYPE.get(asset.asset_type, ())
+    ]
+    if mapped_to and all((asset.id, metric) in mapped_to for asset, metric, _, _ in wanted):
+        # Nothing to add: report the integration in use, and create none (idempotent even
+        # when the PI settings changed since the first run).
+        integration = db_session.get(TenantIntegration, next(iter(mapped_to.values())))
+        assert integration is not None
+        integration_created = False
+    else:
+        integration, integration_created = _demo_integration(db_session, settings)
+    summary = MappingSeedSummary(integration.type, integration.name, integration_created)
+    for asset, metric, suffix, unit in wanted:
+        created = summary.created.setdefault(asset.code, [])
+        present = summary.present.setdefault(asset.code, [])
+        if (asset.id, metric) in mapped_to:
+            present.append(metric)
+            continue
+        db_session.add(
+            ExternalSignalMapping(
+                integration_id=integration.id,
+                asset_id=asset.id,
+                internal_metric_name=metric,
+                external_tag=f"PI:{asset.code}.{suffix}",
+                scaling_factor=1.0,
+                offset_value=0.0,
+                unit=unit,
+                is_active=True,
             )
-            created.append(metric)
-        summary.created[asset.code] = created
-        summary.present[asset.code] = present
+        )
+        created.append(metric)
     db_session.commit()
     return summary

@@ -75,7 +75,8 @@ def format_value(value: float | None, digits: int = 2, locale: str | None = None
 
 
 def _time_format(span_ns: int) -> str:
-    return "HH:mm" if span_ns <= timedelta(hours=24).total_seconds() * 1e9 else "d MMM HH:mm"
+    # Past half a day the labels need the date, or yesterday 17:52 reads like today's.
+    return "HH:mm" if span_ns <= timedelta(hours=12).total_seconds() * 1e9 else "d MMM HH:mm"
 
 
 def build_chart(series: Series, *, unit: str | None, timezone: str, locale: str) -> Chart:
