@@ -73,7 +73,8 @@ def get_current_user(
 ) -> User:
     """The authenticated, active user of an active tenant; binds `db` to that tenant.
 
-    This is `require_tenant_access`: inactive users and tenants never resolve.
+    Tenant access is decided here and only here: inactive users and inactive tenants never
+    resolve (the session/token lookup filters them), so every route behind it is scoped.
     """
     user = _authenticate(request, db)
     if user is None:

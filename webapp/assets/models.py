@@ -8,8 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.db import Base, TenantMixin, utcnow
 
-CRITICALITIES = ("high", "medium", "low")
-
 
 class Asset(TenantMixin, Base):
     __tablename__ = "asset"

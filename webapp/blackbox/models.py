@@ -9,7 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from webapp.db import Base, TenantMixin, utcnow
 
 SEVERITIES = ("INFO", "WARNING", "CRITICAL")
-INCIDENT_STATUSES = ("open", "acknowledged", "closed")
 
 
 class BlackBoxEvent(TenantMixin, Base):

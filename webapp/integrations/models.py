@@ -7,8 +7,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.db import Base, TenantMixin
 
-INTEGRATION_TYPES = ("demo", "pi", "opcua", "sql")
-
 
 class TenantIntegration(TenantMixin, Base):
     __tablename__ = "tenant_integration"

@@ -234,7 +234,7 @@ def update_mapping(session: Session, mapping_id: int, data: MappingUpdate) -> Ex
 
 
 def active_mappings_for_asset(
-    session: Session, asset_id: int
+    session: Session, asset_id: int, *, metric: str | None = None
 ) -> Sequence[tuple[ExternalSignalMapping, TenantIntegration]]:
     """What an operator can chart: active mappings on active integrations, by mapping id."""
     statement = (
@@ -247,4 +247,6 @@ def active_mappings_for_asset(
         )
         .order_by(ExternalSignalMapping.id)
     )
+    if metric is not None:
+        statement = statement.where(ExternalSignalMapping.internal_metric_name == metric)
     return [(mapping, integration) for mapping, integration in session.execute(statement)]

@@ -15,13 +15,8 @@ class Role(enum.StrEnum):
     tenant_admin = "tenant_admin"
     platform_admin = "platform_admin"
 
-    @property
-    def rank(self) -> int:
-        return ROLE_RANK[self]
-
 
 ROLE_RANK = {Role.viewer: 1, Role.engineer: 2, Role.tenant_admin: 3, Role.platform_admin: 4}
-LOCALES = ("en", "ar")
 
 
 class Tenant(Base):
@@ -47,9 +42,6 @@ class User(TenantMixin, Base):
 
     tenant: Mapped[Tenant] = relationship(lazy="joined", innerjoin=True)
 
-    @property
-    def role_rank(self) -> int:
-        return ROLE_RANK[Role(self.role)]
 
 
 class ApiToken(TenantMixin, Base):

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from webapp.blackbox.service import record_event
@@ -234,16 +234,6 @@ def revoke_session(session: Session, raw_session_id: str) -> None:
     row.revoked_at = utcnow()
     session.commit()
     bind_tenant(session, previous_tenant)
-
-
-def session_is_live(session: Session, raw_session_id: str) -> bool:
-    """One cheap query, for long-lived streams that must end when their session is revoked."""
-    statement = select(func.count()).select_from(UserSession).where(
-        UserSession.session_hash == token_digest(raw_session_id),
-        UserSession.revoked_at.is_(None),
-        UserSession.expires_at > utcnow(),
-    )
-    return bool(session.scalar(statement))
 
 
 def set_locale(session: Session, user: User, locale: str) -> None:

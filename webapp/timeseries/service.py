@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.blackbox.service import record_event
@@ -137,18 +136,8 @@ def _signal(mapping: ExternalSignalMapping, integration: TenantIntegration) -> S
 
 def find_signal(session: Session, asset_id: int, metric: str) -> Signal | None:
     """The active mapping of an asset's metric on an active integration, in the bound tenant."""
-    statement = (
-        select(ExternalSignalMapping, TenantIntegration)
-        .join(TenantIntegration, TenantIntegration.id == ExternalSignalMapping.integration_id)
-        .where(
-            ExternalSignalMapping.asset_id == asset_id,
-            ExternalSignalMapping.internal_metric_name == metric,
-            ExternalSignalMapping.is_active.is_(True),
-            TenantIntegration.is_active.is_(True),
-        )
-    )
-    row = session.execute(statement).first()
-    return None if row is None else _signal(*row)
+    rows = active_mappings_for_asset(session, asset_id, metric=metric)
+    return _signal(*rows[0]) if rows else None
 
 
 def asset_signals(session: Session, asset_id: int) -> list[Signal]:
@@ -236,15 +225,32 @@ async def _fetch_window(connector: Any, tag: str, window: SeriesWindow) -> tuple
     return series.tail(window.limit), len(series) > window.limit
 
 
-def connector_for(signal: Signal, timeout: float) -> Any:
+def connector_for(
+    integration_id: int, integration_type: str, config: dict[str, Any], timeout: float
+) -> Any:
     """The integration's connector; a stored config it rejects is a source failure, not a 500."""
     try:
-        return get_connector(
-            signal.integration_id, signal.integration_type, signal.integration_config,
-            timeout=timeout,
-        )
+        return get_connector(integration_id, integration_type, config, timeout=timeout)
     except ValueError as exc:
         raise ConnectorError(f"the integration's config is not usable: {exc}") from None
+
+
+def _signal_connector(signal: Signal, timeout: float) -> Any:
+    return connector_for(
+        signal.integration_id, signal.integration_type, signal.integration_config, timeout
+    )
+
+
+async def check_connection(
+    integration_id: int, integration_type: str, config: dict[str, Any], *, timeout: float
+) -> str | None:
+    """None when the source answers, else why not (for the integration's "test" button)."""
+    try:
+        connector = connector_for(integration_id, integration_type, config, timeout)
+        await bounded(connector.test_connection(), timeout)
+    except Exception as raised:  # any failure is reported, never a 500
+        return str(_source_error(integration_type, integration_id, raised))
+    return None
 
 
 async def read_series(signal: Signal, window: SeriesWindow, *, timeout: float) -> SeriesRead:
@@ -252,14 +258,14 @@ async def read_series(signal: Signal, window: SeriesWindow, *, timeout: float) -
     if window.wholly_in_future:
         return SeriesRead(signal, window.mode, "live", False, Series.empty())
     try:
-        connector = connector_for(signal, timeout)
+        connector = _signal_connector(signal, timeout)
         series, truncated = await bounded(
             _fetch_window(connector, signal.external_tag, window), timeout
         )
         source: Source = "live"
         error = None
     except Exception as raised:  # any connector failure is a source failure, never a 500
-        exc = _source_error(signal, raised)
+        exc = _source_error(signal.integration_type, signal.integration_id, raised)
         if not signal.fallback_enabled:
             raise SourceUnavailable(signal, _unavailable_message(signal, exc)) from None
         series, truncated = await _fetch_window(_synthetic_source, signal.external_tag, window)
@@ -270,12 +276,12 @@ async def read_series(signal: Signal, window: SeriesWindow, *, timeout: float) -
 async def read_latest(signal: Signal, *, timeout: float) -> SeriesRead:
     """The newest reading (0 or 1 point), with the same fallback rule as read_series."""
     try:
-        connector = connector_for(signal, timeout)
+        connector = _signal_connector(signal, timeout)
         series = await bounded(connector.fetch_latest(signal.external_tag), timeout)
         source: Source = "live"
         error = None
     except Exception as raised:  # any connector failure is a source failure, never a 500
-        exc = _source_error(signal, raised)
+        exc = _source_error(signal.integration_type, signal.integration_id, raised)
         if not signal.fallback_enabled:
             raise SourceUnavailable(signal, _unavailable_message(signal, exc)) from None
         series = _as_fallback(await _synthetic_source.fetch_latest(signal.external_tag))
@@ -283,14 +289,14 @@ async def read_latest(signal: Signal, *, timeout: float) -> SeriesRead:
     return SeriesRead(signal, SeriesMode.raw, source, False, scale_series(series, signal), error)
 
 
-def _source_error(signal: Signal, exc: Exception) -> ConnectorError:
+def _source_error(integration_type: str, integration_id: int, exc: Exception) -> ConnectorError:
     """A connector's failure as a ConnectorError; an unexpected exception (a connector bug,
     e.g. a client library raising outside its documented errors) is logged, never a 500."""
     if isinstance(exc, ConnectorError):
         return exc
     logger.error(
         "the %s connector of integration %s failed unexpectedly",
-        signal.integration_type, signal.integration_id, exc_info=exc,
+        integration_type, integration_id, exc_info=exc,
     )
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]  # the first real cause, not "unhandled errors in a TaskGroup"

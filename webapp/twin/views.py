@@ -198,14 +198,14 @@ async def _card_values(
     return values
 
 
-def _grid_context(db: Session, user: User) -> tuple[list[Asset], dict[int, list[Signal]]]:
+def _grid_context(db: Session) -> tuple[list[Asset], dict[int, list[Signal]]]:
     assets = list(asset_service.list_assets(db))
     signals = {asset.id: series_service.asset_signals(db, asset.id) for asset in assets}
     return assets, signals
 
 
 async def _page_context(request: Request, db: Session, user: User) -> dict[str, object]:
-    assets, signals = await db_call(db, _grid_context, user)
+    assets, signals = await db_call(db, _grid_context)
     card_values = await _card_values(
         _hub(request), signals, user.tenant.timezone, request.state.locale
     )
