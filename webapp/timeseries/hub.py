@@ -269,6 +269,11 @@ class LiveHub:
         finally:
             self.detach(feed)
 
+    def source_of(self, signal: Signal) -> str:
+        """"live" or "fallback": what the feed of this signal is currently showing."""
+        feed = self.feeds.get(signal.source_key)
+        return feed.source if feed is not None else "live"
+
     # --- charts and fragments, once per tick ---------------------------------------------------
 
     def seed_chart(self, key: tuple[int, str], series: Series, *, limit: int,

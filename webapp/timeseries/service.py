@@ -310,6 +310,11 @@ def _unavailable_message(signal: Signal, exc: ConnectorError) -> str:
     )
 
 
+def stream_opened(signal: Signal, latest: Series, source: Source) -> SeriesRead:
+    """What a live stream read when it opened (its newest reading), for its one event."""
+    return SeriesRead(signal, SeriesMode.raw, source, False, latest)
+
+
 # --- BlackBox --------------------------------------------------------------------------------
 
 

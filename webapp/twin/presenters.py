@@ -11,8 +11,8 @@ import numpy as np
 
 from webapp.connectors.base import QUALITY_NAMES, Series, ns_to_datetime
 from webapp.templating import format_local_time, gettext, templates
-from webapp.timeseries.service import SeriesMode, SeriesWindow, resolve_window
-from webapp.twin.charts import format_value, value_digits
+from webapp.timeseries.service import SeriesMode, SeriesWindow, Signal, resolve_window
+from webapp.twin.charts import build_chart, format_value, value_digits
 
 
 def N_(message: str) -> str:
@@ -99,6 +99,29 @@ def latest_view(
         quality=QUALITY_NAMES[int(series.quality[-1])],
         source=source,
     )
+
+
+def metric_context(
+    *, signal: Signal, chart_range: ChartRange, series: Series, source: str, timezone: str,
+    locale: str, interval_seconds: float,
+) -> dict[str, object]:
+    """Everything the metric view and its SSE payloads show, from one scaled series."""
+    return {
+        "signal": signal,
+        "chart_range": chart_range,
+        "ranges": list(ChartRange),
+        "latest": latest_view(
+            series, unit=signal.unit, timezone=timezone, source=source, locale=locale
+        ),
+        "chart": build_chart(series, unit=signal.unit, timezone=timezone, locale=locale),
+        "chart_id": f"{signal.mapping_id}-{chart_range.value}",
+        "chart_title": f"{metric_label(signal.metric)} — {range_label(chart_range)}",
+        "stream_url": (
+            f"/twins/assets/{signal.asset_id}/metrics/{signal.metric}/stream"
+            f"?range={chart_range.value}"
+        ),
+        "interval_ms": int(interval_seconds * 1000),
+    }
 
 
 # Templates call these like macros (screen templates import nothing).

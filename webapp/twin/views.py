@@ -26,15 +26,13 @@ from webapp.timeseries import service as series_service
 from webapp.timeseries.hub import LiveHub, ns_to_event_id
 from webapp.timeseries.schemas import MetricDetail, MetricList, SeriesOut, point_dicts
 from webapp.timeseries.service import SeriesMode, SeriesRead, Signal, SourceUnavailable
-from webapp.twin.charts import build_chart
 from webapp.twin.presenters import (
     RANGE_SPANS,
     ChartRange,
     LatestView,
     chart_window,
     latest_view,
-    metric_label,
-    range_label,
+    metric_context,
 )
 from webapp.types import UTCDatetime
 
@@ -239,29 +237,6 @@ async def asset_panel(
     return render_page(request, "twins/index.html", context, block="twin_panel")
 
 
-def metric_context(
-    *, signal: Signal, chart_range: ChartRange, series: Series, source: str, timezone: str,
-    locale: str, interval_seconds: float,
-) -> dict[str, object]:
-    """Everything the metric view and its SSE payloads show, from one scaled series."""
-    return {
-        "signal": signal,
-        "chart_range": chart_range,
-        "ranges": list(ChartRange),
-        "latest": latest_view(
-            series, unit=signal.unit, timezone=timezone, source=source, locale=locale
-        ),
-        "chart": build_chart(series, unit=signal.unit, timezone=timezone, locale=locale),
-        "chart_id": f"{signal.mapping_id}-{chart_range.value}",
-        "chart_title": f"{metric_label(signal.metric)} — {range_label(chart_range)}",
-        "stream_url": (
-            f"/twins/assets/{signal.asset_id}/metrics/{signal.metric}/stream"
-            f"?range={chart_range.value}"
-        ),
-        "interval_ms": int(interval_seconds * 1000),
-    }
-
-
 @router.get(
     "/twins/assets/{asset_id}/metrics/{metric_name}",
     response_class=HTMLResponse,
@@ -361,8 +336,7 @@ async def metric_fragment_stream(
     def render(series: Series) -> tuple[str, str]:
         context = metric_context(
             signal=signal, chart_range=chart_range, series=series,
-            source=hub.feeds[signal.source_key].source if signal.source_key in hub.feeds
-            else "live", timezone=timezone, locale=locale,
+            source=hub.source_of(signal), timezone=timezone, locale=locale,
             interval_seconds=settings.stream_interval_seconds,
         )
         return (
@@ -406,8 +380,7 @@ async def metric_point_stream(
         failure = SourceUnavailable(signal, f"The source for {signal.metric} is unavailable")
         await db_call(db, _record_failure, user, failure)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure))
-    opened = SeriesRead(signal, SeriesMode.raw, latest[1], False, latest[0])  # type: ignore[arg-type]
-    await db_call(db, _record_read, user, opened)
+    await db_call(db, _record_read, user, series_service.stream_opened(signal, *latest))
     watch = hub.watch(_credential_digest(request))
     after = _last_event_time(request)
 
