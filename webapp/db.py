@@ -120,6 +120,10 @@ def create_db_engine(url: str, *, as_app_role: bool = True, **kwargs: Any) -> En
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
     else:
         kwargs.setdefault("pool_pre_ping", True)
+        # Enough connections for the worker threads (40 by default): a smaller pool makes
+        # requests queue and churns overflow connections (each a new backend + SET ROLE).
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 20)
     engine = create_engine(url, **kwargs)
 
     if engine.dialect.name == "sqlite":

@@ -54,9 +54,9 @@ def _asset_or_404(db: Session, asset_id: int) -> Asset:
 
 def _signal_or_404(db: Session, asset_id: int, metric: str) -> Signal:
     """Unknown asset, another tenant's asset, unknown or inactive metric: all plain 404."""
-    _asset_or_404(db, asset_id)
     signal = series_service.find_signal(db, asset_id, metric)
     if signal is None:
+        _asset_or_404(db, asset_id)  # only on the way to a 404: which of the two is missing
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"Metric {metric!r} is not mapped for asset {asset_id}"
         )
