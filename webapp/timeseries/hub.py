@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import select, union_all
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 BUFFER_SECONDS = 15 * 60
 RESUME_HISTORY_LIMIT = 1000
+SHARED_WORK_LIMIT = 1024
+T = TypeVar("T")
 
 
 def _raw(signal: Signal) -> Signal:
@@ -170,6 +172,7 @@ class LiveHub:
         self._card_cache: dict[tuple[int, str], tuple[float, Series | None, str]] = {}
         self._inflight: dict[tuple[int, str], asyncio.Future[None]] = {}
         self._closed = False
+        self._shared: dict[Hashable, Any] = {}
 
     # --- feeds ---------------------------------------------------------------------------
 
@@ -262,12 +265,34 @@ class LiveHub:
                 changed = feed.changed
                 if len(batch):
                     sent_ns = int(batch.timestamps[-1])
-                    yield scale_series(batch, signal)
+                    yield self.shared(
+                        ("scaled", *self.batch_key(signal, batch)),
+                        lambda batch=batch: scale_series(batch, signal),
+                    )
                 else:
                     await changed.wait()
                 batch = feed.points_after(sent_ns)
         finally:
             self.detach(feed)
+
+    # --- work every viewer of a tick would repeat, done once --------------------------------
+
+    @staticmethod
+    def batch_key(signal: Signal, batch: Series) -> tuple[Hashable, ...]:
+        """Names a batch by content: the buffer only grows, so (source, first, last, count)
+        and the viewer's scaling say exactly which scaled points it holds."""
+        return (
+            signal.source_key, int(batch.timestamps[0]), int(batch.timestamps[-1]), len(batch),
+            signal.scaling_factor, signal.offset_value, signal.unit,
+        )
+
+    def shared(self, key: Hashable, build: Callable[[], T]) -> T:
+        cached = self._shared.get(key)
+        if cached is None:
+            if len(self._shared) >= SHARED_WORK_LIMIT:
+                self._shared.clear()  # entries are per tick: old ones are never asked again
+            cached = self._shared[key] = build()
+        return cached
 
     def source_of(self, signal: Signal) -> str:
         """"live" or "fallback": what the feed of this signal is currently showing."""

@@ -333,24 +333,29 @@ async def metric_fragment_stream(
     watch = hub.watch(_credential_digest(request))
     after = _last_event_time(request)
 
-    def render(series: Series) -> tuple[str, str]:
+    def render(series: Series) -> bytes:
+        """Both SSE events, framed once per tick and sent as is to every viewer."""
         context = metric_context(
             signal=signal, chart_range=chart_range, series=series,
             source=hub.source_of(signal), timezone=timezone, locale=locale,
             interval_seconds=settings.stream_interval_seconds,
         )
+        event_id = ns_to_event_id(int(series.timestamps[-1])) if len(series) else None
         return (
-            render_partial("_metric_latest.html", context, locale=locale),
-            render_partial("_metric_chart.html", context, locale=locale),
+            ServerSentEvent(
+                data=render_partial("_metric_latest.html", context, locale=locale),
+                event="latest", id=event_id,
+            ).encode()
+            + ServerSentEvent(
+                data=render_partial("_metric_chart.html", context, locale=locale),
+                event="chart", id=event_id,
+            ).encode()
         )
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncIterator[bytes | ServerSentEvent]:
         try:
-            async for batch in hub.subscribe(signal, after=after, watch=watch):
-                latest_html, chart_html = hub.fragments(chart_key, signal, locale, render)
-                event_id = ns_to_event_id(int(batch.timestamps[-1]))
-                yield ServerSentEvent(data=latest_html, event="latest", id=event_id)
-                yield ServerSentEvent(data=chart_html, event="chart", id=event_id)
+            async for _batch in hub.subscribe(signal, after=after, watch=watch):
+                yield hub.fragments(chart_key, signal, locale, render)
             yield ServerSentEvent(data="session ended", event="close")
         finally:
             hub.unwatch(watch)
@@ -384,13 +389,19 @@ async def metric_point_stream(
     watch = hub.watch(_credential_digest(request))
     after = _last_event_time(request)
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncIterator[bytes | ServerSentEvent]:
         try:
             async for batch in hub.subscribe(signal, after=after, watch=watch):
-                for point in point_dicts(batch, signal.unit):
-                    yield ServerSentEvent(
-                        data=json.dumps(point), event="point", id=str(point["timestamp"])
-                    )
+                # Framed once per batch, then the same bytes go to every viewer of it.
+                yield hub.shared(
+                    ("json", *hub.batch_key(signal, batch)),
+                    lambda batch=batch: b"".join(
+                        ServerSentEvent(
+                            data=json.dumps(point), event="point", id=str(point["timestamp"])
+                        ).encode()
+                        for point in point_dicts(batch, signal.unit)
+                    ),
+                )
             yield ServerSentEvent(data="session ended", event="close")
         finally:
             hub.unwatch(watch)
