@@ -81,18 +81,25 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A migrated database per backend for the whole run."""
-    if request.param == "sqlite":
+@contextmanager
+def migrated_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A new database of `backend` after one `optria-iq migrate`; PostgreSQL's is dropped after."""
+    if backend == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'optria.db'}"
         migrate(test_settings(url))
         yield url
         return
     with temporary_postgres_database(postgres_server_url()) as url:
         migrate(test_settings(url))
+        yield url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database per backend for the whole run."""
+    with migrated_database(request.param, tmp_path_factory) as url:
         yield url
 
 

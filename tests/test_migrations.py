@@ -21,9 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, MetaData, String, event, inspect, text
 
 from alembic import command
-from tests.conftest import postgres_server_url, temporary_postgres_database
-from tests.conftest import test_settings as settings_for
-from webapp.cli import migrate
+from tests.conftest import migrated_database
 from webapp.config import PROJECT_ROOT
 from webapp.db import create_db_engine
 from webapp.models import Base
@@ -47,13 +45,7 @@ def migrated_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """An empty database of each backend after one `optria-iq migrate`."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('migrations') / 'empty.db'}"
-        migrate(settings_for(url))
-        yield url
-        return
-    with temporary_postgres_database(postgres_server_url()) as url:
-        migrate(settings_for(url))
+    with migrated_database(request.param, tmp_path_factory) as url:
         yield url
 
 
