@@ -50,6 +50,13 @@ def rss_kib(pid: int) -> int:
 
 
 async def viewer(port: int, path: str, token: str, stop_at: float, out: list) -> None:
+    try:
+        await watch_stream(port, path, token, stop_at, out)
+    except (OSError, asyncio.IncompleteReadError) as exc:  # counted, never a silent stall
+        out.append(("error", repr(exc)))
+
+
+async def watch_stream(port: int, path: str, token: str, stop_at: float, out: list) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
     writer.write(
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
