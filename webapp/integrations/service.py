@@ -234,19 +234,21 @@ def update_mapping(session: Session, mapping_id: int, data: MappingUpdate) -> Ex
 
 
 def active_mappings_for_asset(
-    session: Session, asset_id: int, *, metric: str | None = None
+    session: Session, asset_id: int | None, *, metric: str | None = None
 ) -> Sequence[tuple[ExternalSignalMapping, TenantIntegration]]:
-    """What an operator can chart: active mappings on active integrations, by mapping id."""
+    """What an operator can chart: active mappings on active integrations, by mapping id
+    (asset_id None: of every asset of the tenant, in one query)."""
     statement = (
         select(ExternalSignalMapping, TenantIntegration)
         .join(TenantIntegration, TenantIntegration.id == ExternalSignalMapping.integration_id)
         .where(
-            ExternalSignalMapping.asset_id == asset_id,
             ExternalSignalMapping.is_active.is_(True),
             TenantIntegration.is_active.is_(True),
         )
         .order_by(ExternalSignalMapping.id)
     )
+    if asset_id is not None:
+        statement = statement.where(ExternalSignalMapping.asset_id == asset_id)
     if metric is not None:
         statement = statement.where(ExternalSignalMapping.internal_metric_name == metric)
     return [(mapping, integration) for mapping, integration in session.execute(statement)]

@@ -145,6 +145,14 @@ def asset_signals(session: Session, asset_id: int) -> list[Signal]:
     return [_signal(m, i) for m, i in active_mappings_for_asset(session, asset_id)]
 
 
+def signals_by_asset(session: Session) -> dict[int, list[Signal]]:
+    """asset_signals for every asset of the tenant, in one query (the card grid)."""
+    grouped: dict[int, list[Signal]] = {}
+    for mapping, integration in active_mappings_for_asset(session, None):
+        grouped.setdefault(mapping.asset_id, []).append(_signal(mapping, integration))
+    return grouped
+
+
 # --- windows ---------------------------------------------------------------------------------
 
 

@@ -197,9 +197,7 @@ async def _card_values(
 
 
 def _grid_context(db: Session) -> tuple[list[Asset], dict[int, list[Signal]]]:
-    assets = list(asset_service.list_assets(db))
-    signals = {asset.id: series_service.asset_signals(db, asset.id) for asset in assets}
-    return assets, signals
+    return list(asset_service.list_assets(db)), series_service.signals_by_asset(db)
 
 
 async def _page_context(request: Request, db: Session, user: User) -> dict[str, object]:
