@@ -20,7 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -149,7 +149,6 @@ class ChartState:
     series: Series
     limit: int
     span_ns: int | None  # None: the latest `limit` points; else a time window (plot)
-    fragments: dict[Hashable, tuple[int | None, Any]] = field(default_factory=dict)
 
 
 class LiveHub:
@@ -336,14 +335,10 @@ class LiveHub:
     ) -> Any:
         """Render once per tick per (chart, variant e.g. locale); every viewer shares it."""
         series = self.chart_for(key, signal)
-        state = self.charts[key]
         newest = int(series.timestamps[-1]) if len(series) else None
-        cached = state.fragments.get(variant)
-        if cached is not None and cached[0] == newest:
-            return cached[1]
-        rendered = render(series)
-        state.fragments[variant] = (newest, rendered)
-        return rendered
+        return self.shared(
+            ("fragments", key, variant, newest, len(series)), lambda: render(series)
+        )
 
     # --- latest values for the card grid (no SENSOR event: a summary, not a series read) ---
 
