@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
+from sqlalchemy.orm import Session
 
 from webapp.assets import service
 from webapp.assets.models import Asset
@@ -12,12 +13,16 @@ from webapp.deps import AssetId, CurrentUser, EngineerUser, SessionDep
 router = APIRouter(prefix="/api/assets", tags=["assets"])
 
 
-def get_current_asset(asset_id: AssetId, db: SessionDep, _user: CurrentUser) -> Asset:
+def asset_or_404(db: Session, asset_id: int) -> Asset:
     """Find it in the user's tenant or 404: another tenant's id looks exactly like a missing one."""
     asset = service.get_asset(db, asset_id)
     if asset is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Asset {asset_id} not found")
     return asset
+
+
+def get_current_asset(asset_id: AssetId, db: SessionDep, _user: CurrentUser) -> Asset:
+    return asset_or_404(db, asset_id)
 
 
 CurrentAsset = Annotated[Asset, Depends(get_current_asset)]

@@ -17,6 +17,7 @@ from starlette.types import Message, Send
 from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetList
+from webapp.assets.views import asset_or_404
 from webapp.connectors.base import Series
 from webapp.db import as_utc
 from webapp.deps import AssetId, CurrentUser, SessionDep, SettingsDep, bearer_token, db_call
@@ -57,18 +58,11 @@ ToTime = Annotated[UTCDatetime | None, Query(description="ISO 8601; default and 
 MetricName = Annotated[str, Path(min_length=1, max_length=64, description="Internal metric name")]
 
 
-def _asset_or_404(db: Session, asset_id: int) -> Asset:
-    asset = asset_service.get_asset(db, asset_id)
-    if asset is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Asset {asset_id} not found")
-    return asset
-
-
 def _signal_or_404(db: Session, asset_id: int, metric: str) -> Signal:
     """Unknown asset, another tenant's asset, unknown or inactive metric: all plain 404."""
     signal = series_service.find_signal(db, asset_id, metric)
     if signal is None:
-        _asset_or_404(db, asset_id)  # only on the way to a 404: which of the two is missing
+        asset_or_404(db, asset_id)  # only on the way to a 404: which of the two is missing
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"Metric {metric!r} is not mapped for asset {asset_id}"
         )
@@ -115,7 +109,7 @@ def list_twin_assets(db: SessionDep, _user: CurrentUser) -> AssetList:
 
 @router.get("/api/twins/assets/{asset_id}/metrics", response_model=MetricList, tags=["twins"])
 def list_asset_metrics(asset_id: AssetId, db: SessionDep, _user: CurrentUser) -> MetricList:
-    _asset_or_404(db, asset_id)
+    asset_or_404(db, asset_id)
     signals = series_service.asset_signals(db, asset_id)
     return MetricList(
         asset_id=asset_id,
@@ -230,7 +224,7 @@ async def twins_page(request: Request, db: SessionDep, user: CurrentUser) -> HTM
 
 
 def _panel_context(db: Session, asset_id: int) -> dict[str, object]:
-    asset = _asset_or_404(db, asset_id)
+    asset = asset_or_404(db, asset_id)
     return {"selected": asset, "signals": series_service.asset_signals(db, asset_id)}
 
 
