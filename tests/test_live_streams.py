@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -216,6 +217,41 @@ def demo_signal(integration_id: int, mapping_id: int = 1, scale: float = 1.0) ->
     )
 
 
+class Collector:
+    """A viewer's connection: the hub writes ASGI body messages to `send`."""
+
+    def __init__(self, wanted: int) -> None:
+        self.bodies: list[bytes] = []
+        self.wanted = wanted
+        self.enough = asyncio.Event()
+
+    async def send(self, message: dict) -> None:
+        self.bodies.append(message["body"])
+        if len(self.bodies) >= self.wanted:
+            self.enough.set()
+
+
+def encode_values(batch: Series) -> bytes:
+    return json.dumps(list(zip(batch.timestamps.tolist(), batch.values.tolist(),
+                               strict=True))).encode()
+
+
+async def watch_until_enough(
+    hub: LiveHub, signal: Signal, collector: Collector, variant: object = "values",
+    encode: Callable[[Series], bytes] = encode_values,
+) -> None:
+    stream = asyncio.create_task(hub.stream(signal, collector.send, variant=variant,
+                                            encode=encode))
+    await collector.enough.wait()
+    stream.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await stream
+
+
+def readings(collector: Collector) -> list[list[float]]:
+    return [reading for body in collector.bodies for reading in json.loads(body)]
+
+
 def test_one_poll_per_tick_serves_every_viewer(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     original = DemoConnector.fetch_latest
@@ -227,45 +263,78 @@ def test_one_poll_per_tick_serves_every_viewer(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(DemoConnector, "fetch_latest", counting_fetch_latest)
     viewers, wanted = 300, 4
 
-    async def scenario() -> tuple[list[list[int]], int]:
+    async def scenario() -> tuple[list[Collector], int, list[bytes]]:
         hub = LiveHub(interval=0.05, timeout=1.0)
         signal = demo_signal(integration_id=900_001)
-        received: list[list[int]] = [[] for _ in range(viewers)]
-
-        async def viewer(index: int) -> None:
-            async for batch in hub.subscribe(signal):
-                received[index].extend(batch.timestamps.tolist())
-                if len(received[index]) >= wanted:
-                    return
-
-        await asyncio.wait_for(asyncio.gather(*(viewer(i) for i in range(viewers))), 20)
+        collectors = [Collector(wanted) for _ in range(viewers)]
+        await asyncio.wait_for(
+            asyncio.gather(*(watch_until_enough(hub, signal, c) for c in collectors)), 20
+        )
         polls = hub.feeds[signal.source_key].polls
         await hub.aclose()
-        return received, polls
+        return collectors, polls
 
-    received, polls = asyncio.run(scenario())
-    assert all(stamps[:wanted] == received[0][:wanted] for stamps in received)
+    collectors, polls = asyncio.run(scenario())
+    first = readings(collectors[0])[:wanted]
+    assert len(first) == wanted
+    assert all(readings(c)[:wanted] == first for c in collectors), "every viewer, same readings"
+    stamps = [stamp for stamp, _value in first]
+    assert stamps == sorted(set(stamps)), "in order, no duplicates"
     assert len(calls) == polls, "each poll is exactly one connector call"
     # One poll per tick, however many viewers: nowhere near one per viewer (timing-tolerant).
     assert polls < viewers // 10, f"{polls} polls for {viewers} viewers of {wanted} readings"
 
 
 def test_each_viewer_sees_its_own_scaling_of_one_shared_poll() -> None:
-    async def scenario() -> tuple[list[float], list[float]]:
+    async def scenario() -> tuple[Collector, Collector]:
         hub = LiveHub(interval=0.05, timeout=1.0)
         raw, doubled = demo_signal(900_002, 1), demo_signal(900_002, 2, scale=2.0)
-
-        async def first(signal: Signal) -> list[float]:
-            async for batch in hub.subscribe(signal):
-                return batch.values.tolist()
-            return []
-
-        results = await asyncio.gather(first(raw), first(doubled))
+        collectors = Collector(1), Collector(1)
+        await asyncio.wait_for(asyncio.gather(
+            watch_until_enough(hub, raw, collectors[0]),
+            watch_until_enough(hub, doubled, collectors[1]),
+        ), 10)
         await hub.aclose()
-        return results[0], results[1]
+        return collectors
 
-    raw_values, doubled_values = asyncio.run(scenario())
-    assert doubled_values == [value * 2.0 for value in raw_values]
+    raw, doubled = asyncio.run(scenario())
+    raw_values = [value for _stamp, value in readings(raw)[:1]]
+    doubled_values = [value for _stamp, value in readings(doubled)[:1]]
+    assert raw_values and doubled_values == [value * 2.0 for value in raw_values]
+
+
+def test_a_full_connection_neither_stalls_the_others_nor_misses_readings() -> None:
+    """One viewer's writes block (its client stopped reading); the rest keep getting each
+    tick, and once it drains it catches up from the buffer, in order, without gaps."""
+
+    async def scenario() -> tuple[Collector, Collector, int]:
+        hub = LiveHub(interval=0.05, timeout=1.0)
+        signal = demo_signal(900_005)
+        blocked = asyncio.Event()
+        stalled, healthy = Collector(8), Collector(8)
+        stalled_send = stalled.send
+
+        async def slow_send(message: dict) -> None:
+            await blocked.wait()  # the connection's buffer is full until this is set
+            await stalled_send(message)
+
+        stalled.send = slow_send  # type: ignore[method-assign]
+        slow = asyncio.create_task(watch_until_enough(hub, signal, stalled))
+        await asyncio.wait_for(watch_until_enough(hub, signal, healthy), 10)
+        writes_while_stalled = len(stalled.bodies)
+        blocked.set()
+        await asyncio.wait_for(slow, 10)
+        await hub.aclose()
+        return stalled, healthy, writes_while_stalled
+
+    stalled, healthy, writes_while_stalled = asyncio.run(scenario())
+    assert writes_while_stalled == 0, "the stalled viewer got nothing while it was stalled"
+    assert len(readings(healthy)) >= 8, "the others kept getting every tick"
+    caught_up = [stamp for stamp, _value in readings(stalled)]
+    assert caught_up == sorted(set(caught_up)), "in order, no duplicates"
+    assert len(stalled.bodies) < len(caught_up), "it caught up in batches, not one per tick"
+    # It opened first, so it must hold every reading the other one got.
+    assert {stamp for stamp, _value in readings(healthy)} <= set(caught_up), "nothing lost"
 
 
 def test_fragments_render_once_per_tick_per_variant() -> None:
@@ -276,22 +345,18 @@ def test_fragments_render_once_per_tick_per_variant() -> None:
         signal = demo_signal(900_003)
         now = utcnow()
         history = await DemoConnector({}).fetch_timeseries(TAG, now - timedelta(hours=3), now, 100)
-        hub.seed_chart((1, "100"), history, limit=100, span=None)
         key = (1, "100")
+        hub.seed_chart(key, history, limit=100, span=None)
 
-        def render(series: Series) -> str:
+        def render(_batch: Series) -> bytes:
+            series = hub.chart_for(key, signal)
             renders.append(len(series))
-            return f"chart of {len(series)}"
+            return f"chart of {len(series)}".encode()
 
-        async def viewer() -> None:
-            count = 0
-            async for _batch in hub.subscribe(signal):
-                hub.fragments(key, signal, "en", render)
-                count += 1
-                if count == 3:
-                    return
-
-        await asyncio.wait_for(asyncio.gather(*(viewer() for _ in range(50))), 10)
+        await asyncio.wait_for(asyncio.gather(*(
+            watch_until_enough(hub, signal, Collector(3), ("fragments", key, "en"), render)
+            for _ in range(50)
+        )), 10)
         await hub.aclose()
 
     asyncio.run(scenario())

@@ -29,7 +29,7 @@ from webapp.deps import NotAuthenticated, verify_csrf, wants_json
 from webapp.integrations import views as integration_views
 from webapp.templating import is_htmx, render_page
 from webapp.tenancy import views as tenancy_views
-from webapp.timeseries.hub import LiveHub
+from webapp.timeseries.hub import LiveHub, ServerSendMiddleware
 from webapp.twin import views as twin_views
 
 SWAGGER_DIR = "/static/vendor/swagger-ui-5.35.0"
@@ -187,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=settings.cookie_secure,
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(ServerSendMiddleware)  # outermost: see its docstring
 
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -4,8 +4,12 @@
 - Pushed readings stay in a 15-minute buffer, kept (and polled) for 15 minutes after the last
   viewer leaves, so a reconnecting EventSource resumes from `Last-Event-ID` without gaps or
   duplicates; older ids fall back to the source's history.
-- Chart windows and rendered fragments are advanced once per tick per (mapping, range[,
-  locale]), not once per viewer.
+- Each tick's events are encoded once per variant (scaling, chart, locale) and written to every
+  viewer's connection by one loop in the feed's task: no task per viewer wakes on a tick, which
+  at thousands of viewers was most of the delivery lag. A viewer whose connection is full gets
+  its write finished in a task of its own and catches up from the buffer; it never holds up
+  the others.
+- Chart windows are advanced once per tick per (mapping, range), not once per viewer.
 - One query per tick checks every streamed session or token for revocation.
 - Viewers never hold a database session: the hub opens its own, briefly, for that one query.
 
@@ -18,15 +22,17 @@ import asyncio
 import contextlib
 import logging
 import time
+import types
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webapp.connectors.base import Series, datetime_to_ns, ns_to_datetime
 from webapp.db import AUTH_LOOKUP, utcnow
@@ -65,10 +71,11 @@ class Feed:
         self.quality: deque[int] = deque()
         # Every reading newer than this instant has been buffered (the feed's start).
         self.covered_since_ns = now_ns
-        self.viewers = 0
+        self.viewers = 0  # attached, counting those still being sent their backlog
+        self.live: set[Viewer] = set()  # written to by the fan-out on every new reading
         self.idle_since: float | None = None
-        self.changed = asyncio.Event()
         self.polls = 0
+        self.fan_outs: deque[tuple[int, float]] = deque(maxlen=64)  # (viewers, seconds) per tick
         self.source = "live"
         self.error: str | None = None
         self.task: asyncio.Task[None] | None = None
@@ -128,18 +135,94 @@ class Feed:
             # Older than the buffer now: resuming from there must use history.
             self.covered_since_ns = max(self.covered_since_ns, horizon)
 
-    def notify(self) -> None:
-        woken, self.changed = self.changed, asyncio.Event()
-        woken.set()
+
+Encode = Callable[[Series], bytes]
 
 
 @dataclass(eq=False)
-class Watch:
-    """One streaming viewer's credential, checked for revocation every tick."""
+class Viewer:
+    """One open stream. The feed's fan-out writes its events straight to `send`."""
 
-    digest: str
-    feed: Feed | None = None
-    revoked: bool = False
+    signal: Signal
+    send: Send
+    variant: Hashable  # e.g. JSON points, or one chart in one locale
+    encode: Encode  # new scaled readings → this viewer's SSE bytes
+    digest: str | None  # its session or token, re-checked every tick
+    ended: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    sent_ns: int | None = None  # None: nothing sent yet; the first write is the newest reading
+    writing: asyncio.Task[None] | None = None  # a write the connection could not take at once
+
+    @property
+    def audience(self) -> Hashable:
+        """Viewers with the same audience get the same bytes for the same readings."""
+        signal = self.signal
+        return (self.variant, signal.scaling_factor, signal.offset_value, signal.unit)
+
+    def end(self, *, revoked: bool) -> None:
+        if not self.ended.done():
+            self.ended.set_result(revoked)
+
+
+SERVER_SEND = "optria.server_send"
+
+
+class ServerSendMiddleware:
+    """Keeps the server's own `send` in the scope (outermost of our middlewares).
+
+    The hub writes each tick's bytes to thousands of streams; a body message needs none of the
+    wrappers in between, which all act on the response start only, and at 5,000 viewers going
+    through them was about a tenth of the fan-out. A middleware that rewrites bodies (e.g.
+    compression) would have to exclude text/event-stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[SERVER_SEND] = send
+        await self.app(scope, receive, send)
+
+
+class Write(NamedTuple):
+    through_ns: int  # the newest reading it carries
+    data: bytes | None  # None: encoding failed
+
+
+def _body(data: bytes) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": data, "more_body": True}
+
+
+def _start(awaitable: Awaitable[None]) -> Awaitable[None] | None:
+    """Run a coroutine here up to its first suspension: None if it finished without one (an
+    ASGI send does, unless the connection's buffer is full), else an awaitable finishing it."""
+    if not isinstance(awaitable, Coroutine):
+        return awaitable
+    try:
+        suspended_on = awaitable.send(None)
+    except StopIteration:
+        return None
+    return _resume(awaitable, suspended_on)
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, None], suspended_on: Any) -> Generator[Any, Any, None]:
+    """Hand a started coroutine's pending await to the task awaiting this, as `await` would."""
+    pending = suspended_on
+    while True:
+        try:
+            value = yield pending
+        except BaseException as exc:  # cancellation, delivered where the coroutine waits
+            try:
+                pending = coroutine.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                pending = coroutine.send(value)
+            except StopIteration:
+                return
 
 
 @dataclass
@@ -166,7 +249,7 @@ class LiveHub:
         self.session_factory = session_factory
         self.feeds: dict[tuple[int, str], Feed] = {}
         self.charts: dict[tuple[int, str], ChartState] = {}
-        self.watches: set[Watch] = set()
+        self.watched: set[Viewer] = set()
         self._watch_task: asyncio.Task[None] | None = None
         self._card_cache: dict[tuple[int, str], tuple[float, Series | None, str]] = {}
         self._inflight: dict[tuple[int, str], asyncio.Future[None]] = {}
@@ -219,7 +302,23 @@ class LiveHub:
         appended = feed.append_newer(read.series)
         feed.trim(datetime_to_ns(utcnow()))
         if appended:
-            feed.notify()
+            self._fan_out(feed)
+
+    def _fan_out(self, feed: Feed) -> None:
+        """Write the new readings to every live viewer of `feed`, in this one loop."""
+        started, viewers = time.perf_counter(), list(feed.live)
+        writes: dict[tuple[Hashable, int | None], Write | None] = {}
+        for viewer in viewers:
+            if viewer.writing is not None or viewer.ended.done():
+                continue
+            key = (viewer.audience, viewer.sent_ns)  # nearly always one key per audience
+            if key in writes:
+                write = writes[key]
+            else:
+                write = writes[key] = self._next_write(viewer, feed)
+            if write is not None:
+                self._write(viewer, feed, write)
+        feed.fan_outs.append((len(viewers), time.perf_counter() - started))
 
     def backlog(self, feed: Feed, after_ns: int) -> Series | None:
         """Buffered points after `after_ns`, or None when the buffer does not reach back."""
@@ -238,41 +337,96 @@ class LiveHub:
         keep = read.series.timestamps > after_ns
         return read.series.take(np.flatnonzero(keep))
 
-    async def subscribe(
-        self, signal: Signal, *, after: datetime | None = None, watch: Watch | None = None
-    ) -> AsyncIterator[Series]:
-        """Batches of new scaled readings for one viewer, until revoked or cancelled."""
+    async def stream(
+        self,
+        signal: Signal,
+        send: Send,
+        *,
+        variant: Hashable,
+        encode: Encode,
+        after: datetime | None = None,
+        digest: str | None = None,
+    ) -> bool:
+        """Serve one viewer whose response has started: the readings after `after` (else the
+        newest), then every new one, written by the feed's fan-out. Returns True when its
+        credential was revoked, False when its connection failed; cancelling it (the client
+        left, the server stops) ends it too."""
         feed = self.attach(signal)
-        if watch is not None:
-            watch.feed = feed
+        viewer = Viewer(signal, send, variant, encode, digest)
+        if digest is not None:
+            self._watch(viewer)
         try:
-            sent_ns: int | None
             if after is not None:
                 after_ns = datetime_to_ns(after)
-                batch = self.backlog(feed, after_ns)
-                if batch is None:
+                viewer.sent_ns = after_ns
+                if self.backlog(feed, after_ns) is None:  # older than the buffer
                     history = await self.history_after(signal, after)
-                    resume_ns = int(history.timestamps[-1]) if len(history) else after_ns
-                    batch = Series.concat([history, feed.points_after(resume_ns)])
-                sent_ns = after_ns
-            else:
-                batch = feed.points_after(None).tail(1)  # the newest reading, if any
-                sent_ns = None
-            while True:
-                if watch is not None and watch.revoked:
-                    return
-                changed = feed.changed
-                if len(batch):
-                    sent_ns = int(batch.timestamps[-1])
-                    yield self.shared(
-                        ("scaled", *self.batch_key(signal, batch)),
-                        lambda batch=batch: scale_series(batch, signal),
-                    )
-                else:
-                    await changed.wait()
-                batch = feed.points_after(sent_ns)
+                    if len(history):
+                        await send(_body(self._payload(viewer, history)))
+                        viewer.sent_ns = int(history.timestamps[-1])
+            feed.live.add(viewer)
+            self._push(viewer, feed)  # the backlog, or the newest reading
+            return await viewer.ended
         finally:
+            feed.live.discard(viewer)
+            self.watched.discard(viewer)
+            if viewer.writing is not None:
+                viewer.writing.cancel()
             self.detach(feed)
+
+    def _push(self, viewer: Viewer, feed: Feed) -> None:
+        """Write what `viewer` has not been sent yet, here and now if its connection takes it."""
+        if viewer.writing is None and not viewer.ended.done():
+            write = self._next_write(viewer, feed)
+            if write is not None:
+                self._write(viewer, feed, write)
+
+    def _next_write(self, viewer: Viewer, feed: Feed) -> Write | None:
+        """The readings `viewer` has not been sent yet, encoded for it; None if none."""
+        batch = feed.points_after(viewer.sent_ns)
+        if viewer.sent_ns is None:
+            batch = batch.tail(1)
+        if not len(batch):
+            return None
+        try:
+            data = self._payload(viewer, batch)
+        except Exception:  # a bug in one variant's encoding must not stop the fan-out
+            logger.exception("encoding a live batch failed")
+            data = None
+        return Write(int(batch.timestamps[-1]), data)
+
+    def _write(self, viewer: Viewer, feed: Feed, write: Write) -> None:
+        if write.data is None:
+            viewer.end(revoked=False)
+            return
+        viewer.sent_ns = write.through_ns
+        try:
+            rest = _start(viewer.send(_body(write.data)))
+        except Exception:  # the connection is gone: its response ends, the others go on
+            viewer.end(revoked=False)
+            return
+        if rest is not None:  # the connection is full: finish in a task, catch up after
+            viewer.writing = asyncio.ensure_future(self._finish_write(viewer, feed, rest))
+
+    async def _finish_write(self, viewer: Viewer, feed: Feed, rest: Awaitable[None]) -> None:
+        try:
+            await rest
+        except Exception:
+            viewer.end(revoked=False)
+            return
+        finally:
+            viewer.writing = None
+        self._push(viewer, feed)
+
+    def _payload(self, viewer: Viewer, batch: Series) -> bytes:
+        """The viewer's bytes for a batch, encoded once per (batch, variant) and shared."""
+        key = self.batch_key(viewer.signal, batch)
+        return self.shared(
+            (viewer.variant, *key),
+            lambda: viewer.encode(
+                self.shared(("scaled", *key), lambda: scale_series(batch, viewer.signal))
+            ),
+        )
 
     # --- work every viewer of a tick would repeat, done once --------------------------------
 
@@ -298,7 +452,7 @@ class LiveHub:
         feed = self.feeds.get(signal.source_key)
         return feed.source if feed is not None else "live"
 
-    # --- charts and fragments, once per tick ---------------------------------------------------
+    # --- charts, advanced once per tick -----------------------------------------------------
 
     def seed_chart(self, key: tuple[int, str], series: Series, *, limit: int,
                    span: timedelta | None) -> None:
@@ -328,17 +482,6 @@ class LiveHub:
                         series = downsample(series, state.limit)
                 state.series = series
         return state.series
-
-    def fragments(
-        self, key: tuple[int, str], signal: Signal, variant: Hashable,
-        render: Callable[[Series], Any],
-    ) -> Any:
-        """Render once per tick per (chart, variant e.g. locale); every viewer shares it."""
-        series = self.chart_for(key, signal)
-        newest = int(series.timestamps[-1]) if len(series) else None
-        return self.shared(
-            ("fragments", key, variant, newest, len(series)), lambda: render(series)
-        )
 
     # --- latest values for the card grid (no SENSOR event: a summary, not a series read) ---
 
@@ -370,22 +513,17 @@ class LiveHub:
 
     # --- revocation ---------------------------------------------------------------------------
 
-    def watch(self, digest: str) -> Watch:
-        watch = Watch(digest)
-        self.watches.add(watch)
+    def _watch(self, viewer: Viewer) -> None:
+        self.watched.add(viewer)
         if self.session_factory is not None and (
             self._watch_task is None or self._watch_task.done()
         ):
             self._watch_task = asyncio.create_task(self._watch_loop())
-        return watch
-
-    def unwatch(self, watch: Watch) -> None:
-        self.watches.discard(watch)
 
     async def _watch_loop(self) -> None:
-        while self.watches:
+        while self.watched:
             await asyncio.sleep(self.interval)
-            digests = {watch.digest for watch in self.watches}
+            digests = {viewer.digest for viewer in self.watched if viewer.digest is not None}
             if not digests:
                 continue
             try:
@@ -393,11 +531,9 @@ class LiveHub:
             except Exception:  # a database hiccup must not end every stream
                 logger.exception("revocation check failed")
                 continue
-            for watch in list(self.watches):
-                if watch.digest not in live and not watch.revoked:
-                    watch.revoked = True
-                    if watch.feed is not None:
-                        watch.feed.notify()
+            for viewer in list(self.watched):
+                if viewer.digest not in live:
+                    viewer.end(revoked=True)
 
     def _live_digests(self, digests: set[str]) -> set[str]:
         """One query for every streamed session and token: which are still valid."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.types import Message, Send
+from starlette.types import Receive, Scope, Send
 
 from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
@@ -25,7 +25,7 @@ from webapp.security import token_digest
 from webapp.templating import is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
 from webapp.timeseries import service as series_service
-from webapp.timeseries.hub import LiveHub, ns_to_event_id
+from webapp.timeseries.hub import SERVER_SEND, LiveHub, ns_to_event_id
 from webapp.timeseries.schemas import MetricDetail, MetricList, SeriesOut, point_dicts
 from webapp.timeseries.service import SeriesMode, SeriesRead, Signal, SourceUnavailable
 from webapp.twin.presenters import (
@@ -42,14 +42,27 @@ router = APIRouter()
 
 
 class LiveEventSourceResponse(EventSourceResponse):
-    """sse-starlette, minus a cancel scope per send when no send timeout is set: with
-    thousands of viewers per tick, that scope was a large share of each viewer's cost."""
+    """An SSE response whose events the live hub writes straight to the connection.
 
-    async def _send_with_timeout(self, send: Send, message: Message) -> None:
-        if self.send_timeout is None:
-            await send(message)
-        else:
-            await super()._send_with_timeout(send, message)
+    sse-starlette still runs the response (headers, heartbeats, noticing the client leave or
+    the server stop); once the headers are out, `serve` gets the server's `send` (see
+    ServerSendMiddleware) and writes until the stream ends, returning True when it ended by
+    revocation."""
+
+    def __init__(self, serve: Callable[[Send], Awaitable[bool]]) -> None:
+        super().__init__(self._events(), ping=HEARTBEAT_SECONDS)
+        self._serve = serve
+        self._send: Send | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._send = scope.get(SERVER_SEND, send)
+        await super().__call__(scope, receive, send)
+
+    async def _events(self) -> AsyncIterator[ServerSentEvent]:
+        assert self._send is not None  # first asked for right after the headers were sent
+        if await self._serve(self._send):
+            yield ServerSentEvent(data="session ended", event="close")
+
 
 HEARTBEAT_SECONDS = 15
 CARD_READ_BUDGET_SECONDS = 1.5
@@ -334,11 +347,11 @@ async def metric_fragment_stream(
     # Everything the stream needs is copied now: no database session while it streams.
     locale, timezone = request.state.locale, user.tenant.timezone
     chart_key = (signal.mapping_id, chart_range.value)
-    watch = hub.watch(_credential_digest(request))
-    after = _last_event_time(request)
+    digest, after = _credential_digest(request), _last_event_time(request)
 
-    def render(series: Series) -> bytes:
-        """Both SSE events, framed once per tick and sent as is to every viewer."""
+    def render(_batch: Series) -> bytes:
+        """Both SSE events for the shared chart, rendered once per tick per locale."""
+        series = hub.chart_for(chart_key, signal)
         context = metric_context(
             signal=signal, chart_range=chart_range, series=series,
             source=hub.source_of(signal), timezone=timezone, locale=locale,
@@ -356,15 +369,12 @@ async def metric_fragment_stream(
             ).encode()
         )
 
-    async def events() -> AsyncIterator[bytes | ServerSentEvent]:
-        try:
-            async for _batch in hub.subscribe(signal, after=after, watch=watch):
-                yield hub.fragments(chart_key, signal, locale, render)
-            yield ServerSentEvent(data="session ended", event="close")
-        finally:
-            hub.unwatch(watch)
-
-    return LiveEventSourceResponse(events(), ping=HEARTBEAT_SECONDS)
+    return LiveEventSourceResponse(
+        lambda send: hub.stream(
+            signal, send, variant=("fragments", chart_key, locale), encode=render,
+            after=after, digest=digest,
+        )
+    )
 
 
 @router.get(
@@ -390,24 +400,17 @@ async def metric_point_stream(
         await db_call(db, _record_failure, user, failure)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure))
     await db_call(db, _record_read, user, series_service.stream_opened(signal, *latest))
-    watch = hub.watch(_credential_digest(request))
-    after = _last_event_time(request)
+    digest, after = _credential_digest(request), _last_event_time(request)
 
-    async def events() -> AsyncIterator[bytes | ServerSentEvent]:
-        try:
-            async for batch in hub.subscribe(signal, after=after, watch=watch):
-                # Framed once per batch, then the same bytes go to every viewer of it.
-                yield hub.shared(
-                    ("json", *hub.batch_key(signal, batch)),
-                    lambda batch=batch: b"".join(
-                        ServerSentEvent(
-                            data=json.dumps(point), event="point", id=str(point["timestamp"])
-                        ).encode()
-                        for point in point_dicts(batch, signal.unit)
-                    ),
-                )
-            yield ServerSentEvent(data="session ended", event="close")
-        finally:
-            hub.unwatch(watch)
+    def encode(batch: Series) -> bytes:
+        return b"".join(
+            ServerSentEvent(data=json.dumps(point), event="point", id=str(point["timestamp"]))
+            .encode()
+            for point in point_dicts(batch, signal.unit)
+        )
 
-    return LiveEventSourceResponse(events(), ping=HEARTBEAT_SECONDS)
+    return LiveEventSourceResponse(
+        lambda send: hub.stream(
+            signal, send, variant="points", encode=encode, after=after, digest=digest
+        )
+    )
