@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -283,6 +284,37 @@ def test_one_poll_per_tick_serves_every_viewer(monkeypatch: pytest.MonkeyPatch) 
     assert len(calls) == polls, "each poll is exactly one connector call"
     # One poll per tick, however many viewers: nowhere near one per viewer (timing-tolerant).
     assert polls < viewers // 10, f"{polls} polls for {viewers} viewers of {wanted} readings"
+
+
+def test_ticks_keep_their_rate_when_the_fan_out_takes_time() -> None:
+    """The poll and the fan-out come out of the interval: one poll per interval, not one
+    per (interval + fan-out time)."""
+    interval, fan_out = 0.1, 0.06
+
+    async def scenario() -> tuple[int, float]:
+        hub = LiveHub(interval=interval, timeout=1.0)
+        signal = demo_signal(900_006)
+
+        def slow_encode(batch: Series) -> bytes:
+            time.sleep(fan_out)  # a fan-out to many viewers blocks the loop this long
+            return encode_values(batch)
+
+        collector = Collector(10**9)
+        stream = asyncio.create_task(hub.stream(signal, collector.send, variant="slow",
+                                                encode=slow_encode))
+        await asyncio.sleep(0.2)
+        feed = hub.feeds[signal.source_key]
+        polls_before, started = feed.polls, time.monotonic()
+        await asyncio.sleep(1.5)
+        polls, elapsed = feed.polls - polls_before, time.monotonic() - started
+        stream.cancel()
+        await hub.aclose()
+        return polls, elapsed
+
+    polls, elapsed = asyncio.run(scenario())
+    # Fixed rate gives elapsed / 0.1 = 15 polls; waiting a full interval after each fan-out
+    # would give elapsed / 0.16 ≈ 9. The bound sits between, with room for a loaded machine.
+    assert polls > elapsed / (interval + fan_out / 2), f"{polls} polls in {elapsed:.2f} s"
 
 
 def test_each_viewer_sees_its_own_scaling_of_one_shared_poll() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import types
 from collections import deque
@@ -278,10 +279,17 @@ class LiveHub:
 
     async def _run_feed(self, feed: Feed) -> None:
         key = feed.signal.source_key
+        next_tick = time.monotonic()
         try:
             while not self._closed:
                 await self._poll(feed)
-                await asyncio.sleep(self.interval)
+                # Fixed rate: the poll and the fan-out come out of the interval, not on top
+                # of it; a tick that overran skips the ticks it missed instead of bursting.
+                next_tick += self.interval
+                behind = time.monotonic() - next_tick
+                if behind > 0:
+                    next_tick += self.interval * math.ceil(behind / self.interval)
+                await asyncio.sleep(next_tick - time.monotonic())
                 idle = feed.idle_since
                 if idle is not None and time.monotonic() - idle >= self.grace_seconds:
                     break
