@@ -286,7 +286,7 @@ def server_main(args: argparse.Namespace) -> int:
           f"p50 {result['lag_p50_ms']:.1f} ms, p99 {result['lag_p99_ms']:.1f} ms, "
           f"max {result['lag_max_ms']:.1f} ms over {result['deliveries']} deliveries "
           f"(target p99 ≤ 250 ms)")
-    print(f"read by the client (same cores as the server): p50 {result['read_lag_p50_ms']:.1f} ms, "
+    print(f"read by the viewer process: p50 {result['read_lag_p50_ms']:.1f} ms, "
           f"p99 {result['read_lag_p99_ms']:.1f} ms")
     print(f"points in window: {result['points_in_window']}; viewers that got every point: "
           f"{result['viewers_with_every_point']}/{args.viewers}")

@@ -23,7 +23,7 @@ from webapp.connectors.base import Series, datetime_to_ns
 from webapp.connectors.demo import DemoConnector, demo_values
 from webapp.db import utcnow
 from webapp.tenancy.models import UserSession
-from webapp.timeseries.hub import LiveHub
+from webapp.timeseries.hub import BUFFER_SECONDS, LiveHub
 from webapp.timeseries.service import Signal
 
 TAG = "PI:P-101.VIB"
@@ -93,6 +93,7 @@ def test_point_stream_sends_new_readings_with_timestamp_ids(
     with client.stream("GET", mapped.json_stream, headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-content-type-options"] == "nosniff", "start went through"
         events = read_events(response.iter_lines(), 3)
     assert [event["event"] for event in events] == ["point"] * 3
     points = [json.loads(event["data"]) for event in events]
@@ -367,6 +368,32 @@ def test_a_full_connection_neither_stalls_the_others_nor_misses_readings() -> No
     assert len(stalled.bodies) < len(caught_up), "it caught up in batches, not one per tick"
     # It opened first, so it must hold every reading the other one got.
     assert {stamp for stamp, _value in readings(healthy)} <= set(caught_up), "nothing lost"
+
+
+def test_a_viewer_stalled_longer_than_the_buffer_is_ended_to_resume_from_history() -> None:
+    async def scenario() -> tuple[bool, int]:
+        hub = LiveHub(interval=0.05, timeout=1.0)
+        signal = demo_signal(900_007)
+        blocked = asyncio.Event()
+        collector = Collector(10**9)
+
+        async def stuck_send(message: dict) -> None:
+            await blocked.wait()
+            await collector.send(message)
+
+        stream = asyncio.create_task(hub.stream(signal, stuck_send, variant="values",
+                                                encode=encode_values))
+        await asyncio.sleep(0.3)  # its first write is stuck; readings keep coming
+        feed = hub.feeds[signal.source_key]
+        feed.trim(feed.timestamps[-1] + 1 + BUFFER_SECONDS * 1_000_000_000)  # time passes
+        blocked.set()
+        revoked = await asyncio.wait_for(stream, 5)
+        await hub.aclose()
+        return revoked, len(collector.bodies)
+
+    revoked, writes = asyncio.run(scenario())
+    assert revoked is False, "ended as a failed connection, not a revocation: no close event"
+    assert writes == 1, "only the write that was stuck went out; nothing after the gap"
 
 
 def test_fragments_render_once_per_tick_per_variant() -> None:

@@ -154,12 +154,11 @@ class Viewer:
     )
     sent_ns: int | None = None  # None: nothing sent yet; the first write is the newest reading
     writing: asyncio.Task[None] | None = None  # a write the connection could not take at once
+    audience: Hashable = field(init=False)  # equal audiences get equal bytes for equal readings
 
-    @property
-    def audience(self) -> Hashable:
-        """Viewers with the same audience get the same bytes for the same readings."""
+    def __post_init__(self) -> None:
         signal = self.signal
-        return (self.variant, signal.scaling_factor, signal.offset_value, signal.unit)
+        self.audience = (self.variant, signal.scaling_factor, signal.offset_value, signal.unit)
 
     def end(self, *, revoked: bool) -> None:
         if not self.ended.done():
@@ -188,7 +187,7 @@ class ServerSendMiddleware:
 
 class Write(NamedTuple):
     through_ns: int  # the newest reading it carries
-    data: bytes | None  # None: encoding failed
+    data: bytes | None  # None: the stream must end (encoding failed, or it fell too far behind)
 
 
 def _body(data: bytes) -> dict[str, Any]:
@@ -391,6 +390,10 @@ class LiveHub:
 
     def _next_write(self, viewer: Viewer, feed: Feed) -> Write | None:
         """The readings `viewer` has not been sent yet, encoded for it; None if none."""
+        if viewer.sent_ns is not None and viewer.sent_ns < feed.covered_since_ns:
+            # Stalled for longer than the buffer: end the response, so that the client
+            # reconnects with Last-Event-ID and resumes from history, without a gap.
+            return Write(viewer.sent_ns, None)
         batch = feed.points_after(viewer.sent_ns)
         if viewer.sent_ns is None:
             batch = batch.tail(1)
