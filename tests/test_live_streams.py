@@ -33,6 +33,8 @@ TAG = "PI:P-101.VIB"
 class Mapped:
     asset_id: int
     metric: str = "vibration_rms"
+    mapping_id: int = 0
+    integration_id: int = 0
 
     @property
     def json_stream(self) -> str:
@@ -47,11 +49,11 @@ def map_demo_signal(factory: sessionmaker[Session], world: TenantWorld) -> Mappe
     integration_id = add_integration(
         factory, world.tenant.id, type="demo", name="Demo", config={"mode": "demo"}
     )
-    add_mapping(
+    mapping_id = add_mapping(
         factory, world.tenant.id, asset_id=world.assets[0].id, integration_id=integration_id,
         metric="vibration_rms", tag=TAG, unit="mm/s",
     )
-    return Mapped(world.assets[0].id)
+    return Mapped(world.assets[0].id, mapping_id=mapping_id, integration_id=integration_id)
 
 
 @pytest.fixture
@@ -205,6 +207,26 @@ def test_revoked_session_ends_the_stream_with_close(
         remaining = read_events(lines, 50)
     assert remaining[-1]["event"] == "close"
     assert len(remaining) < 50, "the stream ended after the revocation"
+
+
+@pytest.mark.parametrize("edit", ["mapping", "integration"])
+def test_editing_a_mapping_or_its_integration_ends_its_open_streams(
+    client: TestClient, mapped: Mapped, tenant_a: TenantWorld, edit: str
+) -> None:
+    """Open streams do not keep serving old settings: they end (no close event, so the
+    client reconnects) and the reconnect sees the edit, here a 404 for a deactivated one."""
+    headers = bearer_headers(client, tenant_a.admin.email)
+    url = (f"/api/mappings/{mapped.mapping_id}" if edit == "mapping"
+           else f"/api/integrations/{mapped.integration_id}")
+    with client.stream("GET", mapped.json_stream, headers=headers) as response:
+        lines = response.iter_lines()
+        assert read_events(lines, 1)[0]["event"] == "point"
+        edited = client.patch(url, json={"is_active": False}, headers=headers)
+        assert edited.status_code == 200, edited.text
+        remaining = read_events(lines, 50)
+    assert len(remaining) < 50, "the stream ended after the edit"
+    assert all(event["event"] == "point" for event in remaining), "ended, not revoked"
+    assert client.get(mapped.json_stream, headers=headers).status_code == 404
 
 
 # --- the hub itself ------------------------------------------------------------------------

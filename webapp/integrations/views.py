@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 
 from webapp.deps import (
     AdminUser,
@@ -74,14 +74,18 @@ def create_integration(data: IntegrationCreate, db: SessionDep, _user: AdminUser
 
 @router.patch("/integrations/{integration_id}", response_model=IntegrationOut)
 def update_integration(
-    integration_id: IntegrationId, data: IntegrationUpdate, db: SessionDep, _user: AdminUser
+    request: Request, integration_id: IntegrationId, data: IntegrationUpdate, db: SessionDep,
+    user: AdminUser,
 ) -> IntegrationOut:
     try:
-        return _out(service.update_integration(db, integration_id, data))
+        integration = _out(service.update_integration(db, integration_id, data))
     except service.NotFound as exc:
         raise _not_found(exc) from None
     except service.InvalidConfig as exc:
         raise _invalid_config(exc) from None
+    # Committed: open streams reconnect and read with the new settings.
+    request.app.state.hub.end_streams(tenant_id=user.tenant_id, integration_id=integration_id)
+    return integration
 
 
 @router.post("/integrations/{integration_id}/test", response_model=ConnectionTestResult)
@@ -124,9 +128,13 @@ def create_mapping(data: MappingCreate, db: SessionDep, _user: EngineerUser) -> 
 
 @router.patch("/mappings/{mapping_id}", response_model=MappingOut, tags=["mappings"])
 def update_mapping(
-    mapping_id: MappingId, data: MappingUpdate, db: SessionDep, _user: EngineerUser
+    request: Request, mapping_id: MappingId, data: MappingUpdate, db: SessionDep,
+    user: EngineerUser,
 ) -> MappingOut:
     try:
-        return MappingOut.model_validate(service.update_mapping(db, mapping_id, data))
+        mapping = MappingOut.model_validate(service.update_mapping(db, mapping_id, data))
     except service.NotFound as exc:
         raise _not_found(exc) from None
+    # Committed: open streams reconnect with the new tag, scaling or unit (or get a 404).
+    request.app.state.hub.end_streams(tenant_id=user.tenant_id, mapping_id=mapping_id)
+    return mapping

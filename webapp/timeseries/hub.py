@@ -249,7 +249,8 @@ class LiveHub:
         self.session_factory = session_factory
         self.feeds: dict[tuple[int, str], Feed] = {}
         self.charts: dict[tuple[int, str], ChartState] = {}
-        self.watched: set[Viewer] = set()
+        self.viewers: set[Viewer] = set()  # every open stream
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._card_cache: dict[tuple[int, str], tuple[float, Series | None, str]] = {}
         self._inflight: dict[tuple[int, str], asyncio.Future[None]] = {}
@@ -358,10 +359,12 @@ class LiveHub:
         newest), then every new one, written by the feed's fan-out. Returns True when its
         credential was revoked, False when its connection failed; cancelling it (the client
         left, the server stops) ends it too."""
+        self._loop = asyncio.get_running_loop()
         feed = self.attach(signal)
         viewer = Viewer(signal, send, variant, encode, digest)
+        self.viewers.add(viewer)
         if digest is not None:
-            self._watch(viewer)
+            self._start_watching()
         try:
             if after is not None:
                 after_ns = datetime_to_ns(after)
@@ -376,7 +379,7 @@ class LiveHub:
             return await viewer.ended
         finally:
             feed.live.discard(viewer)
-            self.watched.discard(viewer)
+            self.viewers.discard(viewer)
             if viewer.writing is not None:
                 viewer.writing.cancel()
             self.detach(feed)
@@ -524,17 +527,16 @@ class LiveHub:
 
     # --- revocation ---------------------------------------------------------------------------
 
-    def _watch(self, viewer: Viewer) -> None:
-        self.watched.add(viewer)
+    def _start_watching(self) -> None:
         if self.session_factory is not None and (
             self._watch_task is None or self._watch_task.done()
         ):
             self._watch_task = asyncio.create_task(self._watch_loop())
 
     async def _watch_loop(self) -> None:
-        while self.watched:
+        while self.viewers:
             await asyncio.sleep(self.interval)
-            digests = {viewer.digest for viewer in self.watched if viewer.digest is not None}
+            digests = {viewer.digest for viewer in self.viewers if viewer.digest is not None}
             if not digests:
                 continue
             try:
@@ -542,9 +544,30 @@ class LiveHub:
             except Exception:  # a database hiccup must not end every stream
                 logger.exception("revocation check failed")
                 continue
-            for viewer in list(self.watched):
-                if viewer.digest not in live:
+            for viewer in list(self.viewers):
+                if viewer.digest is not None and viewer.digest not in live:
                     viewer.end(revoked=True)
+
+    def end_streams(
+        self, *, tenant_id: int, mapping_id: int | None = None, integration_id: int | None = None
+    ) -> None:
+        """End the open streams of an edited mapping or integration (callable from any
+        thread): their clients reconnect, as EventSource does by itself, and get the new
+        settings, or a 404 if it was deactivated."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(
+                self._end_matching, tenant_id, mapping_id, integration_id
+            )
+
+    def _end_matching(
+        self, tenant_id: int, mapping_id: int | None, integration_id: int | None
+    ) -> None:
+        for viewer in list(self.viewers):
+            signal = viewer.signal
+            if signal.tenant_id == tenant_id and (
+                signal.mapping_id == mapping_id or signal.integration_id == integration_id
+            ):
+                viewer.end(revoked=False)
 
     def _live_digests(self, digests: set[str]) -> set[str]:
         """One query for every streamed session and token: which are still valid."""
