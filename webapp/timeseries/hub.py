@@ -63,7 +63,7 @@ def _raw(signal: Signal) -> Signal:
 
 
 class Feed:
-    """The shared state of one (integration, tag): buffer, viewers, and a wake-up event."""
+    """The shared state of one (integration, tag): its buffer and its viewers."""
 
     def __init__(self, signal: Signal, now_ns: int) -> None:
         self.signal = _raw(signal)
@@ -328,10 +328,6 @@ class LiveHub:
                 self._write(viewer, feed, write)
         feed.fan_outs.append((len(viewers), time.perf_counter() - started))
 
-    def backlog(self, feed: Feed, after_ns: int) -> Series | None:
-        """Buffered points after `after_ns`, or None when the buffer does not reach back."""
-        return feed.points_after(after_ns) if after_ns >= feed.covered_since_ns else None
-
     async def history_after(self, signal: Signal, after: datetime) -> Series:
         """Resume from the source's history (at most 1000 points), exclusive of `after`."""
         window = SeriesWindow(
@@ -369,7 +365,7 @@ class LiveHub:
             if after is not None:
                 after_ns = datetime_to_ns(after)
                 viewer.sent_ns = after_ns
-                if self.backlog(feed, after_ns) is None:  # older than the buffer
+                if after_ns < feed.covered_since_ns:  # older than the buffer reaches back
                     history = await self.history_after(signal, after)
                     if len(history):
                         await send(_body(self._payload(viewer, history)))
@@ -432,20 +428,20 @@ class LiveHub:
             viewer.writing = None
         self._push(viewer, feed)
 
+    # --- work every viewer of a tick would repeat, done once --------------------------------
+
     def _payload(self, viewer: Viewer, batch: Series) -> bytes:
         """The viewer's bytes for a batch, encoded once per (batch, variant) and shared."""
-        key = self.batch_key(viewer.signal, batch)
-        return self.shared(
+        key = self._batch_key(viewer.signal, batch)
+        return self._once(
             (viewer.variant, *key),
             lambda: viewer.encode(
-                self.shared(("scaled", *key), lambda: scale_series(batch, viewer.signal))
+                self._once(("scaled", *key), lambda: scale_series(batch, viewer.signal))
             ),
         )
 
-    # --- work every viewer of a tick would repeat, done once --------------------------------
-
     @staticmethod
-    def batch_key(signal: Signal, batch: Series) -> tuple[Hashable, ...]:
+    def _batch_key(signal: Signal, batch: Series) -> tuple[Hashable, ...]:
         """Names a batch by content: the buffer only grows, so (source, first, last, count)
         and the viewer's scaling say exactly which scaled points it holds."""
         return (
@@ -453,7 +449,8 @@ class LiveHub:
             signal.scaling_factor, signal.offset_value, signal.unit,
         )
 
-    def shared(self, key: Hashable, build: Callable[[], T]) -> T:
+    def _once(self, key: Hashable, build: Callable[[], T]) -> T:
+        """`build()`, or what it returned for this key before: keys name one tick's work."""
         cached = self._shared.get(key)
         if cached is None:
             if len(self._shared) >= SHARED_WORK_LIMIT:
