@@ -317,15 +317,7 @@ class LiveHub:
         started, viewers = time.perf_counter(), list(feed.live)
         writes: dict[tuple[Hashable, int | None], Write | None] = {}
         for viewer in viewers:
-            if viewer.writing is not None or viewer.ended.done():
-                continue
-            key = (viewer.audience, viewer.sent_ns)  # nearly always one key per audience
-            if key in writes:
-                write = writes[key]
-            else:
-                write = writes[key] = self._next_write(viewer, feed)
-            if write is not None:
-                self._write(viewer, feed, write)
+            self._push(viewer, feed, writes)
         feed.fan_outs.append((len(viewers), time.perf_counter() - started))
 
     async def history_after(self, signal: Signal, after: datetime) -> Series:
@@ -380,12 +372,24 @@ class LiveHub:
                 viewer.writing.cancel()
             self.detach(feed)
 
-    def _push(self, viewer: Viewer, feed: Feed) -> None:
-        """Write what `viewer` has not been sent yet, here and now if its connection takes it."""
-        if viewer.writing is None and not viewer.ended.done():
+    def _push(
+        self, viewer: Viewer, feed: Feed,
+        writes: dict[tuple[Hashable, int | None], Write | None] | None = None,
+    ) -> None:
+        """Write what `viewer` has not been sent yet, here and now if its connection takes it.
+        `writes` shares one tick's encoded writes between viewers of the same audience."""
+        if viewer.writing is not None or viewer.ended.done():
+            return
+        if writes is None:
             write = self._next_write(viewer, feed)
-            if write is not None:
-                self._write(viewer, feed, write)
+        else:
+            key = (viewer.audience, viewer.sent_ns)  # nearly always one key per audience
+            if key in writes:
+                write = writes[key]
+            else:
+                write = writes[key] = self._next_write(viewer, feed)
+        if write is not None:
+            self._write(viewer, feed, write)
 
     def _next_write(self, viewer: Viewer, feed: Feed) -> Write | None:
         """The readings `viewer` has not been sent yet, encoded for it; None if none."""
