@@ -70,7 +70,10 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "secret_key": "test-secret-key-not-for-production",
-        "demo_mode": False,
+        # The suite's peers (fake PI, OPC UA, SQLite historians) live on loopback and in
+        # files, which only demo mode lets integrations reach (DESIGN.md §16); the trust
+        # boundary tests build production-mode apps of their own.
+        "demo_mode": True,
         "stream_interval_seconds": 0.2,
         "connector_timeout_seconds": 2.0,
     }

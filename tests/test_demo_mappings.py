@@ -276,6 +276,6 @@ def test_startup_in_demo_mode_seeds_mappings_only_when_the_tenant_exists(
 
     # Outside demo mode startup leaves the database alone.
     before = mapping_rows(owner_engine)
-    with TestClient(create_app(settings_for(database_url))) as client:
+    with TestClient(create_app(settings_for(database_url, demo_mode=False))) as client:
         assert client.get("/healthz").status_code == 200
     assert mapping_rows(owner_engine) == before

@@ -32,10 +32,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # Trust boundary (DESIGN.md §16). What integrations may reach beyond public addresses:
+    # comma-separated CIDRs or host names, each with an optional :port ([v6-cidr]:port).
+    connector_allow: str = ""
+    # Encrypts integration secrets at rest; unset: derived from secret_key. Comma-separated
+    # for rotation (the first encrypts, every one decrypts).
+    secrets_key: str = ""
+    session_idle_minutes: float = Field(default=30, gt=0)
     session_max_age_seconds: int = 12 * 3600
     api_token_max_age_seconds: int = 8 * 3600
-    # Cookies are Secure behind TLS; the demo runs on plain http://127.0.0.1.
-    cookie_secure: bool = False
+    streams_per_user: int = Field(default=20, ge=1)
     # argon2 cost; production keeps the library defaults (tests lower them to stay fast).
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536

@@ -184,7 +184,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session_cookie="optria_session",
         max_age=settings.session_max_age_seconds,
         same_site="lax",
-        https_only=settings.cookie_secure,
+        # Secure outside demo mode; the demo runs on plain http://127.0.0.1.
+        https_only=not settings.demo_mode,
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(ServerSendMiddleware)  # outermost: see its docstring
