@@ -33,6 +33,7 @@ from webapp.tenancy.service import create_tenant, create_user
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PASSWORD = "correct horse battery staple"
+TEST_SECRET_KEY = "test-secret-key-not-for-production"
 
 
 def postgres_server_url() -> str:
@@ -69,7 +70,7 @@ def temporary_postgres_database(server_url: str) -> Iterator[str]:
 def test_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
-        "secret_key": "test-secret-key-not-for-production",
+        "secret_key": TEST_SECRET_KEY,
         # The suite's peers (fake PI, OPC UA, SQLite historians) live on loopback and in
         # files, which only demo mode lets integrations reach (DESIGN.md §16); the trust
         # boundary tests build production-mode apps of their own.

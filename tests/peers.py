@@ -23,11 +23,15 @@ import uvicorn
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import TEST_SECRET_KEY
 from tests.connectors.fake_pi import DATA_SERVER, PASSWORD, USERNAME, FakePIServer, FakePoint
 from webapp.blackbox.models import BlackBoxEvent
 from webapp.connectors.base import datetime_to_ns
+from webapp.connectors.egress import EgressPolicy
 from webapp.db import tenant_session
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
+from webapp.integrations.secrets import SecretVault
+from webapp.integrations.service import SourceAccess
 from webapp.models import Base
 
 MINUTE = timedelta(minutes=1)
@@ -270,3 +274,15 @@ def served(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def test_sources(timeout: float = 1.0, **egress: Any) -> SourceAccess:
+    """How the app reaches sources, for tests that drive the hub or service directly."""
+    return SourceAccess(
+        timeout=timeout,
+        egress=EgressPolicy(**egress),
+        vault=SecretVault([TEST_SECRET_KEY]),
+    )
+
+
+test_sources.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

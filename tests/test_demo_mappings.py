@@ -32,6 +32,7 @@ from webapp.demo.seed import (
     seed_demo_tenant,
 )
 from webapp.integrations.models import ExternalSignalMapping
+from webapp.integrations.secrets import SecretVault
 from webapp.main import create_app
 from webapp.tenancy.models import Tenant
 
@@ -185,7 +186,9 @@ def test_a_reachable_pi_web_api_gets_the_demo_signals(
     assert asked == ["/piwebapi/"], "the seed checked PI's root with the credentials"
     (integration,) = integration_rows(owner_engine)
     assert (integration["type"], integration["name"]) == ("pi", DEMO_PI_NAME)
-    assert integration["config"] == {
+    stored = integration["config"]
+    assert stored["password"].startswith("enc:v1:"), "the PI password is sealed at rest"
+    assert SecretVault.from_settings(settings).reveal(stored) == {
         "base_url": settings.pi_base_url, "data_server": DATA_SERVER, "username": USERNAME,
         "password": PASSWORD, "verify_tls": False,
     }

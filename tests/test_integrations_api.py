@@ -3,6 +3,7 @@ keeping masked secrets, and the side-effect-free connection test."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import TenantWorld, bearer_headers
+from tests.conftest import TEST_SECRET_KEY, TenantWorld, bearer_headers
 from tests.connectors.fake_pi import FakePIServer
 from tests.peers import (
     add_integration,
@@ -25,6 +26,7 @@ from tests.peers import (
     snapshot,
     utcnow,
 )
+from webapp.integrations.secrets import SecretVault
 
 TIMEOUT = 2.0  # test_settings' connector_timeout_seconds
 
@@ -61,8 +63,11 @@ def headers_for(client: TestClient, world: TenantWorld, role: str) -> dict[str, 
 
 
 def stored_config(engine: Engine, integration_id: int) -> dict[str, Any]:
+    """The config as a connector gets it, after checking no secret is stored in clear."""
     (row,) = [r for r in integration_rows(engine) if r["id"] == integration_id]
-    return row["config"]
+    stored_text = json.dumps(row["config"])
+    assert not any(secret in stored_text for secret in (*SECRETS, "rotated-9", "n3w-pw"))
+    return SecretVault([TEST_SECRET_KEY]).reveal(row["config"])
 
 
 # --- list ------------------------------------------------------------------------------------
@@ -296,12 +301,12 @@ def test_patch_echoing_masked_secrets_keeps_the_stored_ones(
     pi_id = create(client, admin, "pi", PI_SECRET_CONFIG)
     listed = client.get("/api/integrations", headers=admin).json()["integrations"][0]["config"]
 
-    edited = {**listed, "data_server": "PISRV02"}
+    edited = {**listed, "verify_tls": False}  # the destination stays the same
     response = client.patch(f"/api/integrations/{pi_id}", json={"config": edited}, headers=admin)
 
     assert response.status_code == 200, response.text
-    assert response.json()["config"] == {**PI_MASKED, "data_server": "PISRV02"}
-    assert stored_config(owner_engine, pi_id) == {**PI_SECRET_CONFIG, "data_server": "PISRV02"}
+    assert response.json()["config"] == {**PI_MASKED, "verify_tls": False}
+    assert stored_config(owner_engine, pi_id) == {**PI_SECRET_CONFIG, "verify_tls": False}
 
     response = client.patch(
         f"/api/integrations/{pi_id}", json={"config": {**edited, "password": "rotated-9"}},
@@ -347,22 +352,22 @@ def test_patch_with_a_masked_url_keeps_the_stored_url_password(
     assert response.json()["config"] == {"url": SQL_MASKED_URL, "table": "history_v2"}
     assert stored_config(owner_engine, sql_id) == {"url": SQL_URL, "table": "history_v2"}
 
-    # Moving the database to another host keeps the password the client never saw.
+    # The stored password never follows the database to another host: it must be re-entered.
     moved = SQL_MASKED_URL.replace("db.plant.local", "db2.plant.local")
     response = client.patch(
         f"/api/integrations/{sql_id}", json={"config": {"url": moved, "table": "history_v2"}},
         headers=admin,
     )
-    assert response.status_code == 200, response.text
-    assert stored_config(owner_engine, sql_id)["url"] == SQL_URL.replace(
-        "db.plant.local", "db2.plant.local"
-    )
+    assert response.status_code == 422
+    assert "re-enter the password" in response.text
+    assert stored_config(owner_engine, sql_id) == {"url": SQL_URL, "table": "history_v2"}
 
-    new_password = SQL_URL.replace("pa55-w0rd", "n3w-pw")
-    client.patch(
+    new_password = SQL_URL.replace("pa55-w0rd", "n3w-pw").replace("db.plant", "db2.plant")
+    response = client.patch(
         f"/api/integrations/{sql_id}", json={"config": {"url": new_password, "table": "h"}},
         headers=admin,
     )
+    assert response.status_code == 200, response.text
     assert stored_config(owner_engine, sql_id)["url"] == new_password
 
 
@@ -380,9 +385,8 @@ def test_patch_name_and_active_flag_leave_the_config_alone(
         "id": pi_id, "type": "pi", "name": "PI (north)", "is_active": False, "config": PI_MASKED,
     }
     (row,) = integration_rows(owner_engine)
-    assert (row["name"], row["is_active"], row["config"]) == (
-        "PI (north)", False, PI_SECRET_CONFIG,
-    )
+    assert (row["name"], row["is_active"]) == ("PI (north)", False)
+    assert stored_config(owner_engine, pi_id) == PI_SECRET_CONFIG
 
 
 def test_invalid_patches_are_422_and_change_nothing(

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import TenantWorld, bearer_headers, browser_login
-from tests.peers import add_integration, add_mapping, event_count
+from tests.peers import add_integration, add_mapping, event_count, test_sources
 from webapp.connectors.base import Series, datetime_to_ns
 from webapp.connectors.demo import DemoConnector, demo_values
 from webapp.db import utcnow
@@ -288,7 +288,7 @@ def test_one_poll_per_tick_serves_every_viewer(monkeypatch: pytest.MonkeyPatch) 
     viewers, wanted = 300, 4
 
     async def scenario() -> tuple[list[Collector], int, list[bytes]]:
-        hub = LiveHub(interval=0.05, timeout=1.0)
+        hub = LiveHub(interval=0.05, sources=test_sources())
         signal = demo_signal(integration_id=900_001)
         collectors = [Collector(wanted) for _ in range(viewers)]
         await asyncio.wait_for(
@@ -315,7 +315,7 @@ def test_ticks_keep_their_rate_when_the_fan_out_takes_time() -> None:
     interval, fan_out = 0.1, 0.06
 
     async def scenario() -> tuple[int, float]:
-        hub = LiveHub(interval=interval, timeout=1.0)
+        hub = LiveHub(interval=interval, sources=test_sources())
         signal = demo_signal(900_006)
 
         def slow_encode(batch: Series) -> bytes:
@@ -342,7 +342,7 @@ def test_ticks_keep_their_rate_when_the_fan_out_takes_time() -> None:
 
 def test_each_viewer_sees_its_own_scaling_of_one_shared_poll() -> None:
     async def scenario() -> tuple[Collector, Collector]:
-        hub = LiveHub(interval=0.05, timeout=1.0)
+        hub = LiveHub(interval=0.05, sources=test_sources())
         raw, doubled = demo_signal(900_002, 1), demo_signal(900_002, 2, scale=2.0)
         collectors = Collector(1), Collector(1)
         await asyncio.wait_for(asyncio.gather(
@@ -363,7 +363,7 @@ def test_a_full_connection_neither_stalls_the_others_nor_misses_readings() -> No
     tick, and once it drains it catches up from the buffer, in order, without gaps."""
 
     async def scenario() -> tuple[Collector, Collector, int]:
-        hub = LiveHub(interval=0.05, timeout=1.0)
+        hub = LiveHub(interval=0.05, sources=test_sources())
         signal = demo_signal(900_005)
         blocked = asyncio.Event()
         stalled, healthy = Collector(8), Collector(8)
@@ -394,7 +394,7 @@ def test_a_full_connection_neither_stalls_the_others_nor_misses_readings() -> No
 
 def test_a_viewer_stalled_longer_than_the_buffer_is_ended_to_resume_from_history() -> None:
     async def scenario() -> tuple[bool, int]:
-        hub = LiveHub(interval=0.05, timeout=1.0)
+        hub = LiveHub(interval=0.05, sources=test_sources())
         signal = demo_signal(900_007)
         blocked = asyncio.Event()
         collector = Collector(10**9)
@@ -422,7 +422,7 @@ def test_fragments_render_once_per_tick_per_variant() -> None:
     renders: list[int] = []
 
     async def scenario() -> None:
-        hub = LiveHub(interval=0.05, timeout=1.0)
+        hub = LiveHub(interval=0.05, sources=test_sources())
         signal = demo_signal(900_003)
         now = utcnow()
         history = await DemoConnector({}).fetch_timeseries(TAG, now - timedelta(hours=3), now, 100)
@@ -447,7 +447,7 @@ def test_fragments_render_once_per_tick_per_variant() -> None:
 
 def test_closing_the_hub_stops_every_feed_promptly() -> None:
     async def scenario() -> tuple[int, int, bool]:
-        hub = LiveHub(interval=0.005, timeout=1.0)
+        hub = LiveHub(interval=0.005, sources=test_sources())
         feed = hub.attach(demo_signal(900_004))
         await asyncio.sleep(0.1)
         await asyncio.wait_for(hub.aclose(), 2)  # a hung close would fail here

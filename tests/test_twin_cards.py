@@ -12,7 +12,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import TenantWorld, browser_login
-from tests.peers import add_integration, add_mapping, event_count, pi_config, silent_port
+from tests.peers import (
+    add_integration,
+    add_mapping,
+    event_count,
+    pi_config,
+    silent_port,
+    test_sources,
+)
 from webapp.connectors.base import datetime_to_ns
 from webapp.connectors.demo import demo_values
 from webapp.timeseries.hub import LiveHub
@@ -83,7 +90,7 @@ def test_an_edited_integration_reaches_a_running_feed() -> None:
         )
 
     async def scenario() -> dict[str, str]:
-        hub = LiveHub(interval=0.05, timeout=1.0)
+        hub = LiveHub(interval=0.05, sources=test_sources())
         first = hub.attach(signal({"mode": "demo"}))
         again = hub.attach(signal({"mode": "demo", "note": "edited"}))
         await hub.aclose()
@@ -95,7 +102,7 @@ def test_an_edited_integration_reaches_a_running_feed() -> None:
 
 def test_demo_card_value_is_the_demo_reading() -> None:
     async def scenario() -> tuple[int, float]:
-        hub = LiveHub(interval=0.05, timeout=1.0)
+        hub = LiveHub(interval=0.05, sources=test_sources())
         sig = Signal(
             tenant_id=1, asset_id=1, mapping_id=1, metric="temperature", unit="°C",
             external_tag="PI:P-101.TEMP", scaling_factor=2.0, offset_value=1.0,

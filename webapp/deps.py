@@ -11,6 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from webapp.config import Settings
+from webapp.integrations.service import SourceAccess
 from webapp.security import csrf_token_for, csrf_token_matches
 from webapp.templating import SUPPORTED_LOCALES, is_htmx
 from webapp.tenancy.models import ROLE_RANK, Role, User
@@ -36,6 +37,14 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_sources(request: Request) -> SourceAccess:
+    return request.app.state.sources
+
+
+# How this deployment reaches historians: timeout, egress policy, secret vault.
+SourcesDep = Annotated[SourceAccess, Depends(get_sources)]
 # Closed before the response is sent, so long responses (streams) never hold a connection.
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
@@ -162,6 +171,7 @@ __all__ = [
     "NotAuthenticated",
     "SessionDep",
     "SettingsDep",
+    "SourcesDep",
     "get_current_user",
     "is_htmx",
     "require_role",

@@ -27,6 +27,7 @@ from webapp.db import create_db_engine, create_session_factory, role_bypasses_rl
 from webapp.demo.seed import demo_tenant, seed_demo_signal_mappings
 from webapp.deps import NotAuthenticated, verify_csrf, wants_json
 from webapp.integrations import views as integration_views
+from webapp.integrations.service import SourceAccess
 from webapp.templating import is_htmx, render_page
 from webapp.tenancy import views as tenancy_views
 from webapp.timeseries.hub import LiveHub, ServerSendMiddleware
@@ -158,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             seed_demo_mappings_if_tenant_exists(app.state.session_factory, settings)
         app.state.hub = LiveHub(
             interval=settings.stream_interval_seconds,
-            timeout=settings.connector_timeout_seconds,
+            sources=app.state.sources,
             session_factory=app.state.session_factory,
         )
         yield
@@ -177,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
+    app.state.sources = SourceAccess.from_settings(settings)
 
     app.add_middleware(
         SessionMiddleware,

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetCreate
+from webapp.blackbox.audit import AuditedObject, ConfigAction, changes_between, record_config_change
 
 
 class DuplicateAssetCode(Exception):
@@ -27,12 +28,18 @@ def get_asset_by_code(session: Session, code: str) -> Asset | None:
     return session.scalar(select(Asset).where(Asset.code == code))
 
 
-def create_asset(session: Session, data: AssetCreate) -> Asset:
+def create_asset(session: Session, data: AssetCreate, *, actor_id: int | None) -> Asset:
     asset = Asset(**data.model_dump())
     session.add(asset)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError as exc:
         session.rollback()
         raise DuplicateAssetCode(data.code) from exc
+    record_config_change(
+        session, tenant_id=asset.tenant_id, actor_id=actor_id, obj=AuditedObject.asset,
+        object_id=asset.id, action=ConfigAction.created, asset_id=asset.id,
+        changes=changes_between({}, data.model_dump()),
+    )
+    session.commit()
     return asset

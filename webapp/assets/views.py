@@ -29,9 +29,9 @@ CurrentAsset = Annotated[Asset, Depends(get_current_asset)]
 
 
 @router.post("", response_model=AssetOut, status_code=status.HTTP_201_CREATED)
-def create_asset(data: AssetCreate, db: SessionDep, _user: EngineerUser) -> Asset:
+def create_asset(data: AssetCreate, db: SessionDep, user: EngineerUser) -> Asset:
     try:
-        return service.create_asset(db, data)
+        return service.create_asset(db, data, actor_id=user.id)
     except service.DuplicateAssetCode:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"An asset with code {data.code!r} already exists"

@@ -18,6 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .egress import EgressPolicy
+from .errors import ConnectorError
+
 QUALITY_GOOD, QUALITY_UNCERTAIN, QUALITY_BAD = 0, 1, 2
 QUALITY_NAMES = ("good", "uncertain", "bad")
 
@@ -87,11 +90,24 @@ class Series:
         )
 
 
-class ConnectorError(Exception):
-    """The source is unreachable, timed out, refused auth, or answered garbage.
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a config sends its requests and credentials (DESIGN.md §16): a stored secret may
+    only ever go back to the same destination."""
 
-    str() is a clear operator-readable message (no stack traces, no secrets).
-    """
+    scheme: str
+    host: str | None  # None: a local file (an SQLite historian)
+    port: int | None
+    user: str | None = None
+    database: str | None = None  # the database, or PI's data server
+
+    def shown(self) -> str:
+        """scheme://host[:port]/database — how messages name it (never user or password)."""
+        if self.host is None:
+            return f"{self.scheme} file"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port else ""
+        return f"{self.scheme}://{host}{port}/{self.database or ''}"
 
 
 class Connector(ABC):
@@ -99,9 +115,17 @@ class Connector(ABC):
 
     type: ClassVar[str]
 
-    def __init__(self, config: Mapping[str, Any], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        timeout: float = 5.0,
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self.config: dict[str, Any] = self.validate_config(config)
         self.timeout = float(timeout)
+        # The strictest policy unless the deployment's is given: fail closed.
+        self.egress = egress if egress is not None else EgressPolicy()
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,6 +136,11 @@ class Connector(ABC):
         if "fallback" in cfg and cfg["fallback"] != "synthetic":
             raise ValueError('config key "fallback" must be "synthetic" when present')
         return cfg
+
+    @classmethod
+    def destination(cls, config: Mapping[str, Any]) -> Destination | None:
+        """Where a validated config connects; None for a source that needs no network."""
+        return None
 
     @abstractmethod
     async def fetch_timeseries(

@@ -32,6 +32,7 @@ from .base import (
     QUALITY_UNCERTAIN,
     Connector,
     ConnectorError,
+    Destination,
     Series,
     datetime_to_ns,
     datetimes_to_ns,
@@ -41,6 +42,7 @@ from .base import (
     require_str,
     to_float_array,
 )
+from .egress import EgressPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +68,14 @@ class OPCUAConnector(Connector):
 
     type = "opcua"
 
-    def __init__(self, config: Mapping[str, Any], *, timeout: float = 5.0) -> None:
-        super().__init__(config, timeout=timeout)
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        timeout: float = 5.0,
+        egress: EgressPolicy | None = None,
+    ) -> None:
+        super().__init__(config, timeout=timeout, egress=egress)
         self.endpoint: str = self.config["endpoint"]
         parts = urlsplit(self.endpoint)
         # For messages: never echo credentials embedded in the endpoint URL.
@@ -106,6 +114,13 @@ class OPCUAConnector(Connector):
                     f"Policy in {', '.join(_SECURE_POLICIES)} and Mode in Sign, SignAndEncrypt"
                 )
         return cfg
+
+    @classmethod
+    def destination(cls, config: Mapping[str, Any]) -> Destination:
+        parts = urlsplit(config["endpoint"])
+        return Destination(
+            "opc.tcp", parts.hostname, parts.port or 4840, config.get("username") or None
+        )
 
     # --- session handling --------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from .base import (
     QUALITY_UNCERTAIN,
     Connector,
     ConnectorError,
+    Destination,
     Series,
     datetime_to_ns,
     describe_error,
@@ -35,6 +36,7 @@ from .base import (
     require_str,
     to_float_array,
 )
+from .egress import EgressPolicy
 
 # PI's archive starts at 1970; used as the open end of "latest N at or before to_time".
 _FAR_PAST = "1970-01-01T00:00:00Z"
@@ -63,8 +65,14 @@ class PIWebAPIConnector(Connector):
     # PI Web API's default MaxReturnedItemsPerCall; bigger requests are refused, so we page.
     max_count_per_call: int = 150_000
 
-    def __init__(self, config: Mapping[str, Any], *, timeout: float = 5.0) -> None:
-        super().__init__(config, timeout=timeout)
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        timeout: float = 5.0,
+        egress: EgressPolicy | None = None,
+    ) -> None:
+        super().__init__(config, timeout=timeout, egress=egress)
         self.base_url = self.config["base_url"].rstrip("/")
         self.data_server = self.config["data_server"]
         parts = urlsplit(self.base_url)
@@ -112,6 +120,17 @@ class PIWebAPIConnector(Connector):
         optional_str(cfg, "password")
         cfg["verify_tls"] = optional_bool(cfg, "verify_tls", True)
         return cfg
+
+    @classmethod
+    def destination(cls, config: Mapping[str, Any]) -> Destination:
+        parts = urlsplit(config["base_url"])
+        return Destination(
+            parts.scheme,
+            parts.hostname,
+            parts.port or (443 if parts.scheme == "https" else 80),
+            config.get("username") or None,
+            config["data_server"],
+        )
 
     # --- HTTP plumbing -----------------------------------------------------------------------
 

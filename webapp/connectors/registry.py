@@ -15,8 +15,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Connector
+from .base import Connector, Destination
 from .demo import DemoConnector
+from .egress import EgressPolicy, EgressRefused
 from .opcua import OPCUAConnector
 from .pi_web_api import PIWebAPIConnector
 from .sql import SQLHistorianConnector
@@ -29,7 +30,7 @@ CONNECTOR_TYPES: dict[str, type[Connector]] = {
 }
 
 # integration id → (cache key, connector); at most one live instance per integration.
-_cache: dict[int, tuple[tuple[str, str, float], Connector]] = {}
+_cache: dict[int, tuple[tuple[str, str, float, EgressPolicy | None], Connector]] = {}
 _closing: set[asyncio.Task[None]] = set()  # strong refs so pending closes aren't collected
 
 
@@ -48,6 +49,30 @@ def validate_integration_config(integration_type: str, config: Mapping[str, Any]
     return _connector_class(integration_type).validate_config(config)
 
 
+def destination_of(integration_type: str, config: Mapping[str, Any]) -> Destination | None:
+    """Where a config connects (None: nowhere); ValueError when the config is invalid."""
+    connector_class = _connector_class(integration_type)
+    return connector_class.destination(connector_class.validate_config(config))
+
+
+def check_egress(
+    integration_type: str, config: Mapping[str, Any], egress: EgressPolicy
+) -> None:
+    """EgressRefused when the policy refuses where this config connects (saving or testing an
+    integration); ValueError when it is invalid. Blocking: it may resolve a host name."""
+    destination = destination_of(integration_type, config)
+    if destination is None:
+        return
+    if destination.host is None:
+        if not egress.allow_local_files:
+            raise EgressRefused(
+                "SQLite historian files are allowed in demo mode only (OPTRIA_DEMO_MODE); "
+                "OPTRIA_CONNECTOR_ALLOW opens network destinations, never local files"
+            )
+        return
+    egress.check_destination(destination.host, destination.port or 0)
+
+
 def config_fingerprint(config: Mapping[str, Any]) -> str:
     """Stable across processes and key order (unlike hash())."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
@@ -60,13 +85,15 @@ def get_connector(
     config: Mapping[str, Any],
     *,
     timeout: float = 5.0,
+    egress: EgressPolicy | None = None,
 ) -> Connector:
-    """The cached connector for this integration, (re)built when its type or config changed."""
-    key = (integration_type, config_fingerprint(config), float(timeout))
+    """The cached connector for this integration, (re)built when its type, config, timeout or
+    egress policy changed."""
+    key = (integration_type, config_fingerprint(config), float(timeout), egress)
     cached = _cache.get(integration_id)
     if cached is not None and cached[0] == key:
         return cached[1]
-    connector = _connector_class(integration_type)(config, timeout=timeout)
+    connector = _connector_class(integration_type)(config, timeout=timeout, egress=egress)
     _cache[integration_id] = (key, connector)
     if cached is not None:
         _close_later(cached[1])

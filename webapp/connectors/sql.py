@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from .base import (
     Connector,
     ConnectorError,
+    Destination,
     Series,
     datetimes_to_ns,
     describe_error,
@@ -32,9 +33,11 @@ from .base import (
     require_str,
     to_float_array,
 )
+from .egress import EgressPolicy
 
 TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 _REQUIRED_COLUMNS = ("tag", "ts", "value")
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
 _T = TypeVar("_T")
 
 
@@ -43,8 +46,14 @@ class SQLHistorianConnector(Connector):
 
     type = "sql"
 
-    def __init__(self, config: Mapping[str, Any], *, timeout: float = 5.0) -> None:
-        super().__init__(config, timeout=timeout)
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        timeout: float = 5.0,
+        egress: EgressPolicy | None = None,
+    ) -> None:
+        super().__init__(config, timeout=timeout, egress=egress)
         url = _resolve_url(self.config["url"])
         self._shown_url = url.render_as_string(hide_password=True)
         self.table_name: str = self.config["table"]
@@ -76,6 +85,17 @@ class SQLHistorianConnector(Connector):
             )
         cfg["url"], cfg["table"] = raw_url, table
         return cfg
+
+    @classmethod
+    def destination(cls, config: Mapping[str, Any]) -> Destination:
+        url = _resolve_url(config["url"])
+        backend = url.get_backend_name()
+        if backend == "sqlite":
+            return Destination("sqlite", None, None, database=url.database)
+        return Destination(
+            backend, url.host, url.port or _DEFAULT_PORTS.get(backend), url.username,
+            url.database,
+        )
 
     # --- plumbing ----------------------------------------------------------------------------
 

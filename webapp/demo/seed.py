@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.assets.models import Asset
-from webapp.assets.service import get_asset_by_code
+from webapp.assets.schemas import AssetCreate
+from webapp.assets.service import create_asset, get_asset_by_code
 from webapp.config import Settings, get_settings
 from webapp.db import bind_tenant
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
+from webapp.integrations.schemas import IntegrationCreate, MappingCreate
+from webapp.integrations.service import SourceAccess, create_integration, create_mapping
 from webapp.tenancy.models import Role, Tenant
 from webapp.tenancy.service import (
     create_tenant,
@@ -66,15 +70,11 @@ def seed_demo_tenant(session: Session, *, password: str) -> DemoSeedSummary:
             summary.users_created.append(email)
     for code, name, asset_type, criticality, location in DEMO_ASSETS:
         if get_asset_by_code(session, code) is None:
-            session.add(
-                Asset(
-                    code=code,
-                    name=name,
-                    asset_type=asset_type,
-                    criticality=criticality,
-                    location=location,
-                )
+            asset = AssetCreate(
+                code=code, name=name, asset_type=asset_type, criticality=criticality,
+                location=location,
             )
+            create_asset(session, asset, actor_id=None)
             summary.assets_created.append(code)
     session.commit()
     return summary
@@ -146,7 +146,7 @@ def pi_answers(settings: Settings) -> bool:
 def _demo_integration(session: Session, settings: Settings) -> tuple[TenantIntegration, bool]:
     if pi_answers(settings):
         integration_type, name = "pi", DEMO_PI_NAME
-        config: dict[str, object] = {
+        config: dict[str, Any] = {
             "base_url": settings.pi_base_url,
             "data_server": settings.pi_data_server,
             "username": settings.pi_username,
@@ -162,9 +162,12 @@ def _demo_integration(session: Session, settings: Settings) -> tuple[TenantInteg
     )
     if existing is not None:
         return existing, False
-    integration = TenantIntegration(type=integration_type, name=name, config=config)
-    session.add(integration)
-    session.flush()
+    integration = create_integration(
+        session,
+        IntegrationCreate(type=integration_type, name=name, config=config),
+        access=SourceAccess.from_settings(settings),
+        actor_id=None,
+    )
     return integration, True
 
 
@@ -203,18 +206,14 @@ def seed_demo_signal_mappings(
         if (asset.id, metric) in mapped_to:
             present.append(metric)
             continue
-        db_session.add(
-            ExternalSignalMapping(
-                integration_id=integration.id,
-                asset_id=asset.id,
-                internal_metric_name=metric,
-                external_tag=f"PI:{asset.code}.{suffix}",
-                scaling_factor=1.0,
-                offset_value=0.0,
-                unit=unit,
-                is_active=True,
-            )
+        mapping = MappingCreate(
+            asset_id=asset.id,
+            integration_id=integration.id,
+            internal_metric_name=metric,
+            external_tag=f"PI:{asset.code}.{suffix}",
+            unit=unit,
         )
+        create_mapping(db_session, mapping, actor_id=None)
         created.append(metric)
     db_session.commit()
     return summary

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp.assets.models import Asset
-from webapp.connectors.registry import validate_integration_config
+from webapp.blackbox.audit import (
+    AuditedObject,
+    Changes,
+    ConfigAction,
+    changes_between,
+    record_config_change,
+)
+from webapp.connectors.base import Connector, ConnectorError, Destination
+from webapp.connectors.egress import EgressPolicy, EgressRefused
+from webapp.connectors.registry import (
+    check_egress,
+    destination_of,
+    get_connector,
+    validate_integration_config,
+)
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
 from webapp.integrations.schemas import (
     IntegrationCreate,
@@ -20,11 +33,16 @@ from webapp.integrations.schemas import (
     MappingCreate,
     MappingUpdate,
 )
-
-SECRET_MASK = "***"
-_SECRET_KEY = re.compile(
-    r"password|passwd|pwd|secret|token|api_?key|private_?key|credential", re.IGNORECASE
+from webapp.integrations.secrets import (
+    SecretUnreadable,
+    SecretVault,
+    keep_masked_secrets,
+    leftover_mask,
+    mask_secrets,
 )
+
+if TYPE_CHECKING:
+    from webapp.config import Settings
 
 
 class NotFound(Exception):
@@ -36,113 +54,74 @@ class DuplicateMapping(Exception):
 
 
 class InvalidConfig(ValueError):
-    pass
+    """A config that cannot be saved: malformed, or going where the egress policy refuses.
+    The message is safe to show (no secrets)."""
 
 
-# --- secrets -------------------------------------------------------------------------------
+class DestinationRefused(InvalidConfig):
+    """The egress policy refuses where the config connects (the message names the setting)."""
 
 
-def _with_url_password(value: str, password: str | None) -> str:
-    """`value` with the password in its userinfo replaced (host text kept verbatim: an IPv6
-    host keeps its brackets); unchanged when it has no password or does not parse."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return value
-    if parts.password is None or password is None:
-        return value
-    userinfo, _, host = parts.netloc.rpartition("@")
-    username = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{username}:{password}@{host}"))
+@dataclass(frozen=True, slots=True)
+class SourceAccess:
+    """How this deployment reaches tenants' historians (DESIGN.md §8, §16): the per-request
+    timeout, the egress policy and the vault that opens stored secrets."""
 
+    timeout: float
+    egress: EgressPolicy
+    vault: SecretVault
 
-def _url_password(value: str) -> str | None:
-    try:
-        return urlsplit(value).password
-    except ValueError:
-        return None
-
-
-def _mask_url(value: str) -> str:
-    return _with_url_password(value, SECRET_MASK)
-
-
-def mask_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Secrets never leave the server: secret-looking keys and URL passwords become ***."""
-    masked: dict[str, Any] = {}
-    for key, value in config.items():
-        if _SECRET_KEY.search(key) and value not in (None, ""):
-            masked[key] = SECRET_MASK
-        else:
-            masked[key] = _mask_value(value)
-    return masked
-
-
-def _mask_value(value: Any) -> Any:
-    """Secrets nested in objects, lists or URLs (a key alone does not say it all)."""
-    if isinstance(value, Mapping):
-        return mask_secrets(value)
-    if isinstance(value, list):
-        return [_mask_value(item) for item in value]
-    if isinstance(value, str) and "://" in value:
-        return _mask_url(value)
-    return value
-
-
-def _keep_masked_secrets(new: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
-    """A client echoing "***" (or a URL with `:***@`) back keeps the stored secret."""
-    merged: dict[str, Any] = {}
-    for key, value in new.items():
-        old = stored.get(key)
-        if value == SECRET_MASK and key in stored:
-            merged[key] = old
-        else:
-            merged[key] = _keep_masked_value(value, old)
-    return merged
-
-
-def _keep_masked_value(value: Any, old: Any) -> Any:
-    if isinstance(value, Mapping) and isinstance(old, Mapping):
-        return _keep_masked_secrets(value, old)
-    if isinstance(value, list) and isinstance(old, list) and len(value) == len(old):
-        return [_keep_masked_value(v, o) for v, o in zip(value, old, strict=True)]
-    if (
-        isinstance(value, str)
-        and isinstance(old, str)
-        and _url_password(value) == SECRET_MASK
-        and _url_password(old) is not None
-    ):
-        # The host, user or path may have been edited; the password stays the stored one.
-        return _with_url_password(value, _url_password(old))
-    return value
-
-
-def _leftover_mask(value: Any, path: str) -> str | None:
-    """Where a "***" would be stored as if it were the secret (no stored value to keep)."""
-    if value == SECRET_MASK or (isinstance(value, str) and _url_password(value) == SECRET_MASK):
-        return path
-    items: Any = ()
-    if isinstance(value, Mapping):
-        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
-    elif isinstance(value, list):
-        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
-    for item_path, item in items:
-        found = _leftover_mask(item, item_path)
-        if found:
-            return found
-    return None
-
-
-def _validated(integration_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    masked_at = _leftover_mask(config, "")
-    if masked_at:
-        raise InvalidConfig(
-            f'config key "{masked_at}" holds the mask "***", not a secret: send the real value'
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SourceAccess:
+        return cls(
+            timeout=settings.connector_timeout_seconds,
+            egress=EgressPolicy.from_settings(settings),
+            vault=SecretVault.from_settings(settings),
         )
-    try:
-        return validate_integration_config(integration_type, config)
-    except ValueError as exc:
-        raise InvalidConfig(str(exc)) from None
+
+    def connector(
+        self, integration_id: int, integration_type: str, stored_config: Mapping[str, Any]
+    ) -> Connector:
+        """The integration's connector; a stored config it cannot use is a source failure
+        (ConnectorError → 503 or fallback), never a 500."""
+        try:
+            config = self.vault.reveal(stored_config)
+            return get_connector(
+                integration_id, integration_type, config, timeout=self.timeout,
+                egress=self.egress,
+            )
+        except ValueError as exc:
+            raise ConnectorError(f"the integration's config is not usable: {exc}") from None
+
+    def check_config(self, integration_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The validated plain config, or InvalidConfig naming the bad key or the refused
+        destination. Blocking: it may resolve the destination's host name."""
+        masked_at = leftover_mask(config)
+        if masked_at:
+            raise InvalidConfig(
+                f'config key "{masked_at}" holds the mask "***", not a secret: send the real value'
+            )
+        try:
+            validated = validate_integration_config(integration_type, config)
+        except ValueError as exc:
+            raise InvalidConfig(str(exc)) from None
+        self._check_egress(integration_type, validated)
+        return validated
+
+    def check_destination(self, integration_type: str, stored_config: Mapping[str, Any]) -> None:
+        """DestinationRefused when a stored config goes where the policy refuses (before a
+        connection test sends anything). Other problems are left for the test to report."""
+        try:
+            validated = validate_integration_config(integration_type, mask_secrets(stored_config))
+        except ValueError:
+            return
+        self._check_egress(integration_type, validated)
+
+    def _check_egress(self, integration_type: str, config: Mapping[str, Any]) -> None:
+        try:
+            check_egress(integration_type, config, self.egress)
+        except EgressRefused as exc:
+            raise DestinationRefused(str(exc)) from None
 
 
 # --- integrations --------------------------------------------------------------------------
@@ -161,31 +140,93 @@ def get_integration(session: Session, integration_id: int) -> TenantIntegration:
     return integration
 
 
-def create_integration(session: Session, data: IntegrationCreate) -> TenantIntegration:
+def _audit_view(integration: TenantIntegration, config: Mapping[str, Any]) -> dict[str, Any]:
+    """An integration as the audit compares it: its fields, and its config key by key."""
+    return {
+        "type": integration.type,
+        "name": integration.name,
+        "is_active": integration.is_active,
+        **{f"config.{key}": value for key, value in config.items()},
+    }
+
+
+def _audit_changes(
+    plain: tuple[dict[str, Any], dict[str, Any]], shown: tuple[dict[str, Any], dict[str, Any]]
+) -> Changes:
+    """Changes found on plain values, recorded as shown (masked): a changed password reads
+    ["***", "***"] — that it changed, never what it was or is."""
+    return {name: [shown[0].get(name), shown[1].get(name)] for name in changes_between(*plain)}
+
+
+def create_integration(
+    session: Session, data: IntegrationCreate, *, access: SourceAccess, actor_id: int | None
+) -> TenantIntegration:
+    config = access.check_config(data.type, data.config)
     integration = TenantIntegration(
-        type=data.type,
-        name=data.name,
-        config=_validated(data.type, data.config),
-        is_active=data.is_active,
+        type=data.type, name=data.name, config=access.vault.seal(config), is_active=data.is_active
     )
     session.add(integration)
+    session.flush()
+    after = _audit_view(integration, mask_secrets(config))
+    record_config_change(
+        session, tenant_id=integration.tenant_id, actor_id=actor_id,
+        obj=AuditedObject.integration, object_id=integration.id, action=ConfigAction.created,
+        changes=changes_between({}, after),
+    )
     session.commit()
     return integration
 
 
 def update_integration(
-    session: Session, integration_id: int, data: IntegrationUpdate
+    session: Session,
+    integration_id: int,
+    data: IntegrationUpdate,
+    *,
+    access: SourceAccess,
+    actor_id: int | None,
 ) -> TenantIntegration:
+    """PATCH name, is_active and config. An echoed *** keeps the stored secret only while the
+    destination stays the same: a stored password is never sent anywhere new."""
     integration = get_integration(session, integration_id)
+    try:
+        stored = access.vault.reveal(integration.config)
+    except SecretUnreadable:
+        # Its secrets are lost (the key changed): only newly entered ones can replace them.
+        stored = mask_secrets(integration.config)
+    before = (_audit_view(integration, stored), _audit_view(integration, mask_secrets(stored)))
     if data.name is not None:
         integration.name = data.name
-    if data.config is not None:
-        config = _keep_masked_secrets(data.config, integration.config)
-        integration.config = _validated(integration.type, config)
     if data.is_active is not None:
         integration.is_active = data.is_active
+    config = stored
+    if data.config is not None:
+        merged, kept_secret = keep_masked_secrets(data.config, stored)
+        config = access.check_config(integration.type, merged)
+        if kept_secret and _destination(integration.type, stored) != _destination(
+            integration.type, config
+        ):
+            raise InvalidConfig(
+                "this change would send the stored password to another destination (scheme, "
+                "host, port, user, database or data server): re-enter the password"
+            )
+        integration.config = access.vault.seal(config)
+    after = (_audit_view(integration, config), _audit_view(integration, mask_secrets(config)))
+    changes = _audit_changes((before[0], after[0]), (before[1], after[1]))
+    if changes:
+        record_config_change(
+            session, tenant_id=integration.tenant_id, actor_id=actor_id,
+            obj=AuditedObject.integration, object_id=integration.id,
+            action=ConfigAction.updated, changes=changes,
+        )
     session.commit()
     return integration
+
+
+def _destination(integration_type: str, config: Mapping[str, Any]) -> Destination | None:
+    try:
+        return destination_of(integration_type, config)
+    except ValueError:
+        return None  # a stored config that today's rules reject goes nowhere known
 
 
 # --- mappings ------------------------------------------------------------------------------
@@ -209,26 +250,54 @@ def get_mapping(session: Session, mapping_id: int) -> ExternalSignalMapping:
     return mapping
 
 
-def create_mapping(session: Session, data: MappingCreate) -> ExternalSignalMapping:
+_MAPPING_FIELDS = (
+    "asset_id", "integration_id", "internal_metric_name", "external_tag", "scaling_factor",
+    "offset_value", "unit", "is_active",
+)
+
+
+def _mapping_view(mapping: ExternalSignalMapping) -> dict[str, Any]:
+    return {name: getattr(mapping, name) for name in _MAPPING_FIELDS}
+
+
+def create_mapping(
+    session: Session, data: MappingCreate, *, actor_id: int | None
+) -> ExternalSignalMapping:
     if session.scalar(select(Asset.id).where(Asset.id == data.asset_id)) is None:
         raise NotFound(f"Asset {data.asset_id} not found")
     get_integration(session, data.integration_id)
     mapping = ExternalSignalMapping(**data.model_dump())
     session.add(mapping)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise DuplicateMapping(
             f"Asset {data.asset_id} already maps {data.internal_metric_name!r}"
         ) from None
+    record_config_change(
+        session, tenant_id=mapping.tenant_id, actor_id=actor_id, obj=AuditedObject.mapping,
+        object_id=mapping.id, action=ConfigAction.created, asset_id=mapping.asset_id,
+        changes=changes_between({}, _mapping_view(mapping)),
+    )
+    session.commit()
     return mapping
 
 
-def update_mapping(session: Session, mapping_id: int, data: MappingUpdate) -> ExternalSignalMapping:
+def update_mapping(
+    session: Session, mapping_id: int, data: MappingUpdate, *, actor_id: int | None
+) -> ExternalSignalMapping:
     mapping = get_mapping(session, mapping_id)
+    before = _mapping_view(mapping)
     for field_name, value in data.model_dump(exclude_unset=True).items():
         setattr(mapping, field_name, value)
+    changes = changes_between(before, _mapping_view(mapping))
+    if changes:
+        record_config_change(
+            session, tenant_id=mapping.tenant_id, actor_id=actor_id, obj=AuditedObject.mapping,
+            object_id=mapping.id, action=ConfigAction.updated, asset_id=mapping.asset_id,
+            changes=changes,
+        )
     session.commit()
     return mapping
 

@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from webapp.deps import (
     AdminUser,
@@ -13,7 +14,7 @@ from webapp.deps import (
     EngineerUser,
     OptionalAssetIdQuery,
     SessionDep,
-    SettingsDep,
+    SourcesDep,
     db_call,
 )
 from webapp.integrations import service
@@ -29,6 +30,7 @@ from webapp.integrations.schemas import (
     MappingOut,
     MappingUpdate,
 )
+from webapp.integrations.secrets import mask_secrets
 from webapp.timeseries.service import check_connection
 from webapp.types import MAX_DB_ID
 
@@ -44,7 +46,7 @@ def _out(integration: TenantIntegration) -> IntegrationOut:
         type=integration.type,
         name=integration.name,
         is_active=integration.is_active,
-        config=service.mask_secrets(integration.config),
+        config=mask_secrets(integration.config),
     )
 
 
@@ -65,9 +67,11 @@ def list_integrations(db: SessionDep, _user: EngineerUser) -> IntegrationList:
 
 
 @router.post("/integrations", response_model=IntegrationOut, status_code=201)
-def create_integration(data: IntegrationCreate, db: SessionDep, _user: AdminUser) -> IntegrationOut:
+def create_integration(
+    data: IntegrationCreate, db: SessionDep, user: AdminUser, sources: SourcesDep
+) -> IntegrationOut:
     try:
-        return _out(service.create_integration(db, data))
+        return _out(service.create_integration(db, data, access=sources, actor_id=user.id))
     except service.InvalidConfig as exc:
         raise _invalid_config(exc) from None
 
@@ -75,10 +79,12 @@ def create_integration(data: IntegrationCreate, db: SessionDep, _user: AdminUser
 @router.patch("/integrations/{integration_id}", response_model=IntegrationOut)
 def update_integration(
     request: Request, integration_id: IntegrationId, data: IntegrationUpdate, db: SessionDep,
-    user: AdminUser,
+    user: AdminUser, sources: SourcesDep,
 ) -> IntegrationOut:
     try:
-        integration = _out(service.update_integration(db, integration_id, data))
+        integration = _out(
+            service.update_integration(db, integration_id, data, access=sources, actor_id=user.id)
+        )
     except service.NotFound as exc:
         raise _not_found(exc) from None
     except service.InvalidConfig as exc:
@@ -90,18 +96,20 @@ def update_integration(
 
 @router.post("/integrations/{integration_id}/test", response_model=ConnectionTestResult)
 async def test_integration(
-    integration_id: IntegrationId, db: SessionDep, _user: EngineerUser, settings: SettingsDep
+    integration_id: IntegrationId, db: SessionDep, _user: EngineerUser, sources: SourcesDep
 ) -> ConnectionTestResult:
-    """Tries the connection and changes nothing; 200 whether or not the source answers."""
+    """Tries the connection and changes nothing; 200 whether or not the source answers, 422
+    when the egress policy refuses its destination (nothing is sent there)."""
     try:
         integration = await db_call(db, service.get_integration, integration_id)
     except service.NotFound as exc:
         raise _not_found(exc) from None
     started = time.perf_counter()
-    problem = await check_connection(
-        integration.id, integration.type, integration.config,
-        timeout=settings.connector_timeout_seconds,
-    )
+    try:
+        await run_in_threadpool(sources.check_destination, integration.type, integration.config)
+    except service.DestinationRefused as exc:
+        raise _invalid_config(exc) from None
+    problem = await check_connection(integration.id, integration.type, integration.config, sources)
     ok = problem is None
     detail = f"Connected to the {integration.type} source" if ok else str(problem)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -117,9 +125,9 @@ def list_mappings(
 
 
 @router.post("/mappings", response_model=MappingOut, status_code=201, tags=["mappings"])
-def create_mapping(data: MappingCreate, db: SessionDep, _user: EngineerUser) -> MappingOut:
+def create_mapping(data: MappingCreate, db: SessionDep, user: EngineerUser) -> MappingOut:
     try:
-        return MappingOut.model_validate(service.create_mapping(db, data))
+        return MappingOut.model_validate(service.create_mapping(db, data, actor_id=user.id))
     except service.NotFound as exc:
         raise _not_found(exc) from None
     except service.DuplicateMapping as exc:
@@ -132,7 +140,9 @@ def update_mapping(
     user: EngineerUser,
 ) -> MappingOut:
     try:
-        mapping = MappingOut.model_validate(service.update_mapping(db, mapping_id, data))
+        mapping = MappingOut.model_validate(
+            service.update_mapping(db, mapping_id, data, actor_id=user.id)
+        )
     except service.NotFound as exc:
         raise _not_found(exc) from None
     # Committed: open streams reconnect with the new tag, scaling or unit (or get a 404).

@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webapp.connectors.base import Series, datetime_to_ns, ns_to_datetime
 from webapp.db import AUTH_LOOKUP, utcnow
+from webapp.integrations.service import SourceAccess
 from webapp.tenancy.models import ApiToken, UserSession
 from webapp.timeseries.downsample import downsample
 from webapp.timeseries.service import (
@@ -239,12 +240,12 @@ class LiveHub:
         self,
         *,
         interval: float,
-        timeout: float,
+        sources: SourceAccess,
         session_factory: sessionmaker[Session] | None = None,
         grace_seconds: float = BUFFER_SECONDS,
     ) -> None:
         self.interval = interval
-        self.timeout = timeout
+        self.sources = sources
         self.grace_seconds = grace_seconds
         self.session_factory = session_factory
         self.feeds: dict[tuple[int, str], Feed] = {}
@@ -300,7 +301,7 @@ class LiveHub:
     async def _poll(self, feed: Feed) -> None:
         feed.polls += 1
         try:
-            read = await read_latest(feed.signal, timeout=self.timeout)
+            read = await read_latest(feed.signal, self.sources)
         except SourceUnavailable as failure:
             if feed.error is None:
                 logger.warning("live feed %s: %s", feed.signal.source_key, failure)
@@ -326,7 +327,7 @@ class LiveHub:
             from_time=after, to_time=utcnow(), limit=RESUME_HISTORY_LIMIT, mode=SeriesMode.raw
         )
         try:
-            read = await read_series(_raw(signal), window, timeout=self.timeout)
+            read = await read_series(_raw(signal), window, self.sources)
         except SourceUnavailable:
             return Series.empty()
         after_ns = datetime_to_ns(after)
@@ -520,7 +521,7 @@ class LiveHub:
 
     async def _read_latest(self, signal: Signal) -> None:
         try:
-            read = await read_latest(_raw(signal), timeout=self.timeout)
+            read = await read_latest(_raw(signal), self.sources)
         except SourceUnavailable:
             self._card_cache[signal.source_key] = (time.monotonic(), None, "live")
             return

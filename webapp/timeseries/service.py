@@ -12,7 +12,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -23,15 +23,15 @@ from webapp.blackbox.service import record_event
 from webapp.connectors.base import (
     QUALITY_BAD,
     QUALITY_UNCERTAIN,
+    Connector,
     ConnectorError,
     Series,
     describe_error,
 )
 from webapp.connectors.demo import DemoConnector
-from webapp.connectors.registry import get_connector
 from webapp.db import utcnow
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
-from webapp.integrations.service import active_mappings_for_asset
+from webapp.integrations.service import SourceAccess, active_mappings_for_asset
 from webapp.timeseries.downsample import downsample
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ class Signal:
     offset_value: float
     integration_id: int
     integration_type: str
-    integration_config: dict[str, Any]
+    # As stored: secrets sealed; the connector opens them (SourceAccess.connector).
+    integration_config: dict[str, Any] = field(repr=False)
 
     @property
     def fallback_enabled(self) -> bool:
@@ -233,42 +234,33 @@ async def _fetch_window(connector: Any, tag: str, window: SeriesWindow) -> tuple
     return series.tail(window.limit), len(series) > window.limit
 
 
-def connector_for(
-    integration_id: int, integration_type: str, config: dict[str, Any], timeout: float
-) -> Any:
-    """The integration's connector; a stored config it rejects is a source failure, not a 500."""
-    try:
-        return get_connector(integration_id, integration_type, config, timeout=timeout)
-    except ValueError as exc:
-        raise ConnectorError(f"the integration's config is not usable: {exc}") from None
-
-
-def _signal_connector(signal: Signal, timeout: float) -> Any:
-    return connector_for(
-        signal.integration_id, signal.integration_type, signal.integration_config, timeout
-    )
-
-
 async def check_connection(
-    integration_id: int, integration_type: str, config: dict[str, Any], *, timeout: float
+    integration_id: int, integration_type: str, stored_config: dict[str, Any],
+    access: SourceAccess,
 ) -> str | None:
     """None when the source answers, else why not (for the integration's "test" button)."""
     try:
-        connector = connector_for(integration_id, integration_type, config, timeout)
-        await bounded(connector.test_connection(), timeout)
+        connector = access.connector(integration_id, integration_type, stored_config)
+        await bounded(connector.test_connection(), access.timeout)
     except Exception as raised:  # any failure is reported, never a 500
         return str(_source_error(integration_type, integration_id, raised))
     return None
 
 
-async def read_series(signal: Signal, window: SeriesWindow, *, timeout: float) -> SeriesRead:
+def _signal_connector(signal: Signal, access: SourceAccess) -> Connector:
+    return access.connector(
+        signal.integration_id, signal.integration_type, signal.integration_config
+    )
+
+
+async def read_series(signal: Signal, window: SeriesWindow, access: SourceAccess) -> SeriesRead:
     """Read a window, falling back to flagged synthetic data only where the integration says so."""
     if window.wholly_in_future:
         return SeriesRead(signal, window.mode, "live", False, Series.empty())
     try:
-        connector = _signal_connector(signal, timeout)
+        connector = _signal_connector(signal, access)
         series, truncated = await bounded(
-            _fetch_window(connector, signal.external_tag, window), timeout
+            _fetch_window(connector, signal.external_tag, window), access.timeout
         )
         source: Source = "live"
         error = None
@@ -281,11 +273,11 @@ async def read_series(signal: Signal, window: SeriesWindow, *, timeout: float) -
     return SeriesRead(signal, window.mode, source, truncated, scale_series(series, signal), error)
 
 
-async def read_latest(signal: Signal, *, timeout: float) -> SeriesRead:
+async def read_latest(signal: Signal, access: SourceAccess) -> SeriesRead:
     """The newest reading (0 or 1 point), with the same fallback rule as read_series."""
     try:
-        connector = _signal_connector(signal, timeout)
-        series = await bounded(connector.fetch_latest(signal.external_tag), timeout)
+        connector = _signal_connector(signal, access)
+        series = await bounded(connector.fetch_latest(signal.external_tag), access.timeout)
         source: Source = "live"
         error = None
     except Exception as raised:  # any connector failure is a source failure, never a 500

@@ -20,7 +20,16 @@ from webapp.assets.schemas import AssetList
 from webapp.assets.views import asset_or_404
 from webapp.connectors.base import Series
 from webapp.db import as_utc
-from webapp.deps import AssetId, CurrentUser, SessionDep, SettingsDep, bearer_token, db_call
+from webapp.deps import (
+    AssetId,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    SourcesDep,
+    bearer_token,
+    db_call,
+)
+from webapp.integrations.service import SourceAccess
 from webapp.security import token_digest
 from webapp.templating import is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
@@ -100,11 +109,12 @@ def _record_failure(db: Session, user: User, failure: SourceUnavailable) -> None
 
 
 async def read_series_for_user(
-    db: Session, user: User, signal: Signal, window: series_service.SeriesWindow, timeout: float
+    db: Session, user: User, signal: Signal, window: series_service.SeriesWindow,
+    sources: SourceAccess,
 ) -> SeriesRead:
     """Read and record in the BlackBox; an unreachable source without fallback → 503."""
     try:
-        read = await series_service.read_series(signal, window, timeout=timeout)
+        read = await series_service.read_series(signal, window, sources)
     except SourceUnavailable as failure:
         await db_call(db, _record_failure, user, failure)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure)) from None
@@ -152,7 +162,7 @@ async def metric_series(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
-    settings: SettingsDep,
+    sources: SourcesDep,
     from_time: FromTime = None,
     to_time: ToTime = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
@@ -165,9 +175,7 @@ async def metric_series(
     except series_service.WindowError as exc:
         raise _unprocessable(exc.parameter, str(exc)) from None
     signal = await db_call(db, _signal_or_404, asset_id, metric_name)
-    read = await read_series_for_user(
-        db, user, signal, window, settings.connector_timeout_seconds
-    )
+    read = await read_series_for_user(db, user, signal, window, sources)
     # Built directly: a response model would re-validate thousands of points.
     return JSONResponse(
         {
@@ -266,6 +274,7 @@ async def metric_view(
     db: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
+    sources: SourcesDep,
     chart_range: RangeQuery = ChartRange.last_100,
 ) -> HTMLResponse:
     """Latest value + chart of one metric; errors stay readable inside the panel."""
@@ -273,9 +282,7 @@ async def metric_view(
     status_code = 200
     try:
         signal = await db_call(db, _signal_or_404, asset_id, metric_name)
-        read = await read_series_for_user(
-            db, user, signal, chart_window(chart_range), settings.connector_timeout_seconds
-        )
+        read = await read_series_for_user(db, user, signal, chart_window(chart_range), sources)
         context["metric"] = metric_context(
             signal=signal, chart_range=chart_range, series=read.series, source=read.source,
             timezone=user.tenant.timezone, locale=request.state.locale,
@@ -318,10 +325,10 @@ def _last_event_time(request: Request) -> datetime | None:
 
 async def _ensure_chart(
     hub: LiveHub, db: Session, user: User, signal: Signal, chart_range: ChartRange,
-    timeout: float,
+    sources: SourceAccess,
 ) -> None:
     """Seed the shared chart of (mapping, range); the stream's one SENSOR event is this read."""
-    read = await read_series_for_user(db, user, signal, chart_window(chart_range), timeout)
+    read = await read_series_for_user(db, user, signal, chart_window(chart_range), sources)
     hub.seed_chart(
         (signal.mapping_id, chart_range.value), read.series,
         limit=chart_window(chart_range).limit, span=RANGE_SPANS[chart_range],
@@ -338,12 +345,13 @@ async def metric_fragment_stream(
     db: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
+    sources: SourcesDep,
     chart_range: RangeQuery = ChartRange.last_100,
 ) -> EventSourceResponse:
     """SSE `latest` and `chart` fragments, rendered once per tick per (mapping, range, locale)."""
     hub = _hub(request)
     signal = await db_call(db, _signal_or_404, asset_id, metric_name)
-    await _ensure_chart(hub, db, user, signal, chart_range, settings.connector_timeout_seconds)
+    await _ensure_chart(hub, db, user, signal, chart_range, sources)
     # Everything the stream needs is copied now: no database session while it streams.
     locale, timezone = request.state.locale, user.tenant.timezone
     chart_key = (signal.mapping_id, chart_range.value)
@@ -389,7 +397,6 @@ async def metric_point_stream(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
-    settings: SettingsDep,
 ) -> EventSourceResponse:
     """`event: point` per new reading, `id:` its timestamp; honours Last-Event-ID."""
     hub = _hub(request)
