@@ -1,4 +1,5 @@
-"""`optria-iq` console script: migrate, seed-demo, serve, demo, create-tenant, create-user."""
+"""`optria-iq` console script: migrate, seed-demo, serve, demo, create-tenant, create-user,
+blackbox verify."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from webapp.config import PROJECT_ROOT, Settings, get_settings
 from webapp.connectors.base import describe_error
-from webapp.db import create_db_engine, create_session_factory, tenant_session
-from webapp.tenancy.models import Role
+from webapp.db import bind_tenant, create_db_engine, create_session_factory, tenant_session
+from webapp.tenancy.models import Role, Tenant
 
 
 def migrate(settings: Settings) -> None:
@@ -114,6 +116,36 @@ def create_user_command(
     return 0
 
 
+def verify_blackbox_command(settings: Settings, tenant_code: str | None) -> int:
+    """Check each tenant's BlackBox hash chain (DESIGN.md §16); 1 when any is broken."""
+    from webapp.blackbox.service import verify_chain
+    from webapp.tenancy.service import get_tenant_by_code
+
+    with _cli_session(settings) as session:
+        if tenant_code is None:
+            tenants = list(session.scalars(select(Tenant).order_by(Tenant.id)))
+        else:
+            tenant = get_tenant_by_code(session, tenant_code)
+            if tenant is None:
+                print(f"error: no tenant with code {tenant_code}", file=sys.stderr)
+                return 1
+            tenants = [tenant]
+        checked = 0
+        broken = 0
+        for tenant in tenants:
+            # Bound like a request of that tenant: the scoping hook and RLS apply.
+            bind_tenant(session, tenant.id)
+            result = verify_chain(session)
+            checked += result.events_checked
+            state = "intact" if result.ok else "BROKEN"
+            print(f"tenant {tenant.code}: {state}, events checked: {result.events_checked}")
+            if not result.ok:
+                broken += 1
+                print(f"first bad event: {result.first_bad_id}")
+    print(f"tenants checked: {len(tenants)}, events checked: {checked}, broken chains: {broken}")
+    return 1 if broken else 0
+
+
 class CommandError(Exception):
     """A problem the operator can fix: printed as one line, exit status 1."""
 
@@ -157,6 +189,12 @@ def _main(argv: list[str] | None = None) -> int:
     user_parser.add_argument("--email", required=True)
     user_parser.add_argument("--password", required=True)
     user_parser.add_argument("--role", required=True, choices=[r.value for r in Role])
+    blackbox_parser = commands.add_parser("blackbox", help="BlackBox maintenance")
+    blackbox_commands = blackbox_parser.add_subparsers(dest="blackbox_command", required=True)
+    verify_parser = blackbox_commands.add_parser(
+        "verify", help="check the BlackBox hash chains (exit status 1 when one is broken)"
+    )
+    verify_parser.add_argument("--tenant", metavar="CODE", help="only this tenant (default: all)")
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -179,6 +217,8 @@ def _main(argv: list[str] | None = None) -> int:
         return create_tenant_command(settings, args.code, args.name, args.timezone)
     elif args.command == "create-user":
         return create_user_command(settings, args.tenant, args.email, args.password, args.role)
+    elif args.command == "blackbox":
+        return verify_blackbox_command(settings, args.tenant)
     return 0
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.db import Base, TenantMixin, utcnow
@@ -13,7 +13,12 @@ SEVERITIES = ("INFO", "WARNING", "CRITICAL")
 
 class BlackBoxEvent(TenantMixin, Base):
     __tablename__ = "blackbox_event"
-    __table_args__ = (Index("ix_blackbox_event_tenant_id_event_time", "tenant_id", "event_time"),)
+    __table_args__ = (
+        Index("ix_blackbox_event_tenant_id_event_time", "tenant_id", "event_time"),
+        # The chain head lookup (newest id of a tenant) and, later, the parent key of
+        # composite (tenant_id, event_id) foreign keys (DESIGN.md §16).
+        UniqueConstraint("tenant_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     asset_id: Mapped[int | None] = mapped_column(ForeignKey("asset.id"), index=True)
@@ -25,6 +30,9 @@ class BlackBoxEvent(TenantMixin, Base):
     summary: Mapped[str] = mapped_column(String(500))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The tenant's hash chain (webapp.blackbox.chain), hex SHA-256; set by record_event.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class BlackBoxIncident(TenantMixin, Base):

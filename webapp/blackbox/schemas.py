@@ -47,3 +47,12 @@ class IncidentOut(BaseModel):
 
 class IncidentList(BaseModel):
     incidents: list[IncidentOut]
+
+
+class ChainVerificationOut(BaseModel):
+    """The tenant's hash chain checked end to end (DESIGN.md §16)."""
+
+    ok: bool
+    events: int
+    first_bad_id: int | None
+    head_hash: str | None

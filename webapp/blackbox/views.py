@@ -7,8 +7,8 @@ from fastapi.responses import HTMLResponse
 
 from webapp.blackbox import service
 from webapp.blackbox.models import SEVERITIES
-from webapp.blackbox.schemas import EventList, IncidentList
-from webapp.deps import CurrentUser, OptionalAssetIdQuery, SessionDep
+from webapp.blackbox.schemas import ChainVerificationOut, EventList, IncidentList
+from webapp.deps import AdminUser, CurrentUser, OptionalAssetIdQuery, SessionDep
 from webapp.templating import render_page
 from webapp.types import UTCDatetime
 
@@ -39,6 +39,18 @@ def list_events(
 def list_incidents(db: SessionDep, _user: CurrentUser) -> IncidentList:
     incidents = service.list_incidents(db)
     return IncidentList.model_validate({"incidents": incidents}, from_attributes=True)
+
+
+@router.get("/api/blackbox/verify", response_model=ChainVerificationOut, tags=["blackbox"])
+def verify_chain(db: SessionDep, _user: AdminUser) -> ChainVerificationOut:
+    """Recompute the tenant's BlackBox hash chain: is any event edited, deleted or inserted?"""
+    result = service.verify_chain(db)
+    return ChainVerificationOut(
+        ok=result.ok,
+        events=result.events_checked,
+        first_bad_id=result.first_bad_id,
+        head_hash=result.head_hash,
+    )
 
 
 @router.get("/blackbox", response_class=HTMLResponse, include_in_schema=False)
