@@ -1,5 +1,6 @@
 """Real peers for the connector tests: a PI Web API look-alike over HTTP, an asyncua server
-with populated history, and historian tables in SQLite and PostgreSQL.
+with populated history, and historian tables in SQLite and PostgreSQL; the egress policies the
+tests rely on, and a resolver for `*.optria.test` names (net_peers.py has the other peers).
 
 Tests drive connectors with `asyncio.run` (each test its own loop) while the servers run in
 their own threads, so nothing depends on an async pytest plugin.
@@ -18,10 +19,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.history import HistoryDict
 
+from tests.conftest import postgres_server_url, temporary_postgres_database
 from webapp.connectors.base import (
     QUALITY_BAD,
     QUALITY_GOOD,
@@ -29,8 +32,10 @@ from webapp.connectors.base import (
     Connector,
     datetime_to_ns,
 )
+from webapp.connectors.egress import EgressPolicy
 
 from .fake_pi import FakePIServer, FakePoint, pi_timestamp
+from .net_peers import TEST_DOMAIN, FakeDNS
 
 T = TypeVar("T")
 
@@ -38,6 +43,11 @@ END = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # newest sample of every fixtur
 MINUTE_NS = 60_000_000_000
 
 logging.getLogger("asyncua").setLevel(logging.ERROR)
+
+# The suite's peers live on this machine. A connector's default policy refuses loopback and
+# local files (DESIGN.md §16), so each test names what it relies on, as demo mode would allow.
+LOOPBACK_PEERS = EgressPolicy(allow_loopback=True)
+LOCAL_PEERS = EgressPolicy(allow_loopback=True, allow_local_files=True)  # + SQLite files
 
 
 def run(coro: Awaitable[T]) -> T:
@@ -341,3 +351,61 @@ def hanging_endpoint() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
         yield f"opc.tcp://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDNS]:
+    """Resolve `*.optria.test` names as the test says (see FakeDNS)."""
+    dns = FakeDNS()
+    system = socket.getaddrinfo
+
+    def getaddrinfo(
+        host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[Any]:
+        name = host.decode() if isinstance(host, bytes) else host
+        if not (isinstance(name, str) and name.endswith(TEST_DOMAIN)):
+            return system(host, port, family, type, proto, flags)
+        answer = dns.answer(name) if name in dns.answers else None
+        if answer is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        number = int(port or 0)
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, number, 0, 0))
+            if ":" in address
+            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, number))
+            for address in answer.split(",")
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield dns
+    dns.release.set()  # no lookup thread outlives the test
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+PG_READINGS = ((0, 1.5), (1, 2.5), (2, 3.25))  # (minute after END's hour, value) of P-101.VIB
+
+
+@pytest.fixture(scope="session")
+def pg_historian() -> Iterator[sa.URL]:
+    """A PostgreSQL historian table `historian` holding PG_READINGS; its URL."""
+    with temporary_postgres_database(postgres_server_url()) as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("CREATE TABLE historian (tag text, ts timestamptz, value float8)")
+            )
+            connection.execute(
+                sa.text("INSERT INTO historian VALUES (:tag, :ts, :value)"),
+                [
+                    {"tag": "P-101.VIB", "ts": END.replace(minute=minute), "value": value}
+                    for minute, value in PG_READINGS
+                ],
+            )
+        engine.dispose()
+        yield sa.make_url(url)
+
+
+def historian_url(url: sa.URL, **changes: Any) -> str:
+    """`url` with some parts changed (host, query…), as a config would hold it."""
+    return url.set(**changes).render_as_string(hide_password=False)

@@ -21,6 +21,7 @@ from webapp.connectors.opcua import OPCUAConnector
 
 from .conftest import (
     END,
+    LOOPBACK_PEERS,
     OPC_BIG,
     OPC_PASSWORD,
     OPC_USER,
@@ -37,7 +38,7 @@ BIG = "ns=2;s=P-101.BIG"
 
 @pytest.fixture
 def connector(opcua: OPCUAFixture) -> Iterator[OPCUAConnector]:
-    yield OPCUAConnector({"endpoint": opcua.endpoint}, timeout=3.0)
+    yield OPCUAConnector({"endpoint": opcua.endpoint}, timeout=3.0, egress=LOOPBACK_PEERS)
 
 
 def test_latest_n_exact_with_status_quality(opcua: OPCUAFixture, connector: OPCUAConnector) -> None:
@@ -124,7 +125,7 @@ def test_one_session_serves_many_calls(connector: OPCUAConnector) -> None:
 
 def test_reconnects_after_the_server_comes_back() -> None:
     server = OPCUAServerThread(free_port(), populate=False).start()
-    connector = OPCUAConnector({"endpoint": server.endpoint}, timeout=1.0)
+    connector = OPCUAConnector({"endpoint": server.endpoint}, timeout=1.0, egress=LOOPBACK_PEERS)
 
     async def scenario() -> None:
         assert len(await connector.fetch_latest(VIB)) == 1
@@ -144,16 +145,16 @@ def test_reconnects_after_the_server_comes_back() -> None:
 
 def test_user_credentials(opcua: OPCUAFixture) -> None:
     good = {"endpoint": opcua.endpoint, "username": OPC_USER, "password": OPC_PASSWORD}
-    connector = OPCUAConnector(good, timeout=2.0)
+    connector = OPCUAConnector(good, timeout=2.0, egress=LOOPBACK_PEERS)
     assert len(run_closing(connector, connector.fetch_latest(VIB))) == 1
-    connector = OPCUAConnector({**good, "password": "wrong"}, timeout=2.0)
+    connector = OPCUAConnector({**good, "password": "wrong"}, timeout=2.0, egress=LOOPBACK_PEERS)
     with pytest.raises(ConnectorError, match="rejected the user credentials") as info:
         run_closing(connector, connector.fetch_latest(VIB))
     assert "wrong" not in str(info.value)
 
 
 def assert_fails_fast(endpoint: str, match: str) -> None:
-    connector = OPCUAConnector({"endpoint": endpoint}, timeout=0.5)
+    connector = OPCUAConnector({"endpoint": endpoint}, timeout=0.5, egress=LOOPBACK_PEERS)
     started = time.monotonic()
     with pytest.raises(ConnectorError, match=match):
         run_closing(connector, connector.fetch_timeseries(VIB, None, END))

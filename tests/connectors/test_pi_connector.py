@@ -17,14 +17,23 @@ from webapp.connectors.base import (
 )
 from webapp.connectors.pi_web_api import PIWebAPIConnector
 
-from .conftest import END, PI_COUNT, PIFixture, assert_series_equal, free_port, run, run_closing
+from .conftest import (
+    END,
+    LOOPBACK_PEERS,
+    PI_COUNT,
+    PIFixture,
+    assert_series_equal,
+    free_port,
+    run,
+    run_closing,
+)
 
 TAG = "PI:P-101.VIB"
 
 
 @pytest.fixture
 def connector(pi: PIFixture) -> Iterator[PIWebAPIConnector]:
-    yield PIWebAPIConnector(pi.config(), timeout=2.0)
+    yield PIWebAPIConnector(pi.config(), timeout=2.0, egress=LOOPBACK_PEERS)
 
 
 @pytest.fixture
@@ -111,7 +120,7 @@ def test_paging_across_repeated_timestamps_loses_and_repeats_nothing(
 
 
 def test_web_id_is_resolved_once(pi: PIFixture) -> None:
-    connector = PIWebAPIConnector(pi.config(), timeout=2.0)
+    connector = PIWebAPIConnector(pi.config(), timeout=2.0, egress=LOOPBACK_PEERS)
 
     async def twice() -> None:
         await connector.fetch_latest(TAG)
@@ -151,7 +160,7 @@ def test_unknown_tag_names_the_tag_and_pi_error(connector: PIWebAPIConnector) ->
 
 
 def test_bad_credentials(pi: PIFixture) -> None:
-    connector = PIWebAPIConnector(pi.config(password="wrong"), timeout=2.0)
+    connector = PIWebAPIConnector(pi.config(password="wrong"), timeout=2.0, egress=LOOPBACK_PEERS)
     with pytest.raises(ConnectorError, match="rejected the credentials") as info:
         run_closing(connector, connector.fetch_latest(TAG))
     assert "wrong" not in str(info.value)
@@ -159,7 +168,7 @@ def test_bad_credentials(pi: PIFixture) -> None:
 
 def test_connection_check(pi: PIFixture, connector: PIWebAPIConnector) -> None:
     run_closing(connector, connector.test_connection())
-    other = PIWebAPIConnector(pi.config(data_server="NOSUCH"), timeout=2.0)
+    other = PIWebAPIConnector(pi.config(data_server="NOSUCH"), timeout=2.0, egress=LOOPBACK_PEERS)
     with pytest.raises(ConnectorError, match="'NOSUCH' not found"):
         run_closing(other, other.test_connection())
 
@@ -172,18 +181,22 @@ def assert_fails_fast(connector: PIWebAPIConnector, match: str, bound: float) ->
 
 
 def test_hanging_server_times_out(pi: PIFixture) -> None:
-    connector = PIWebAPIConnector(pi.config(base_url=pi.server.url("slow")), timeout=0.5)
+    connector = PIWebAPIConnector(
+        pi.config(base_url=pi.server.url("slow")), timeout=0.5, egress=LOOPBACK_PEERS
+    )
     assert_fails_fast(connector, r"did not answer within 0\.5 s", 1.5)
 
 
 def test_garbage_answer_is_reported(pi: PIFixture) -> None:
-    connector = PIWebAPIConnector(pi.config(base_url=pi.server.url("garbage")), timeout=0.5)
+    connector = PIWebAPIConnector(
+        pi.config(base_url=pi.server.url("garbage")), timeout=0.5, egress=LOOPBACK_PEERS
+    )
     assert_fails_fast(connector, "not JSON", 1.0)
 
 
 def test_unreachable_server(pi: PIFixture) -> None:
     dead = f"http://127.0.0.1:{free_port()}/piwebapi"
-    connector = PIWebAPIConnector(pi.config(base_url=dead), timeout=0.5)
+    connector = PIWebAPIConnector(pi.config(base_url=dead), timeout=0.5, egress=LOOPBACK_PEERS)
     assert_fails_fast(connector, "unreachable", 1.0)
 
 

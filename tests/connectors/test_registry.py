@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from webapp.connectors.demo import DemoConnector
+from webapp.connectors.egress import EgressPolicy
 from webapp.connectors.opcua import OPCUAConnector
 from webapp.connectors.pi_web_api import PIWebAPIConnector
 from webapp.connectors.registry import (
@@ -18,7 +19,7 @@ from webapp.connectors.registry import (
 )
 from webapp.connectors.sql import SQLHistorianConnector
 
-from .conftest import END, PIFixture, run
+from .conftest import END, LOOPBACK_PEERS, PIFixture, run
 
 PI_CONFIG = {"base_url": "https://pi.plant.local/piwebapi", "data_server": "PISRV01"}
 
@@ -87,14 +88,21 @@ def test_same_config_same_instance_changed_config_new_instance() -> None:
     assert isinstance(get_connector(1, "demo", {}), DemoConnector)  # type changed too
 
 
+def test_another_egress_policy_gives_another_instance() -> None:
+    first = get_connector(11, "pi", PI_CONFIG, egress=EgressPolicy())
+    assert get_connector(11, "pi", PI_CONFIG, egress=EgressPolicy()) is first  # an equal policy
+    other = get_connector(11, "pi", PI_CONFIG, egress=LOOPBACK_PEERS)
+    assert other is not first and other.egress == LOOPBACK_PEERS
+
+
 def test_replaced_connector_is_closed(pi: PIFixture) -> None:
     async def scenario() -> bool:
-        old = get_connector(7, "pi", pi.config())
+        old = get_connector(7, "pi", pi.config(), egress=LOOPBACK_PEERS)
         assert isinstance(old, PIWebAPIConnector)
         await old.fetch_latest("PI:P-101.VIB")  # opens its HTTP client
         client = old._client
         assert client is not None and not client.is_closed
-        get_connector(7, "pi", pi.config(verify_tls=True))
+        get_connector(7, "pi", pi.config(verify_tls=True), egress=LOOPBACK_PEERS)
         await asyncio.sleep(0.05)  # the close runs as a task
         closed = client.is_closed
         await close_all_connectors()

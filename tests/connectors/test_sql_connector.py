@@ -25,7 +25,16 @@ from webapp.connectors.base import (
 )
 from webapp.connectors.sql import SQLHistorianConnector
 
-from .conftest import END, MINUTE_NS, Expected, assert_series_equal, free_port, run, run_closing
+from .conftest import (
+    END,
+    LOCAL_PEERS,
+    MINUTE_NS,
+    Expected,
+    assert_series_equal,
+    free_port,
+    run,
+    run_closing,
+)
 
 TAGS = ("P-101.VIB", "P-101.TEMP")
 ROWS = 600
@@ -39,7 +48,7 @@ class Historian:
 
     def connector(self, timeout: float = 3.0, **overrides: Any) -> SQLHistorianConnector:
         config = {"url": self.url, "table": self.table, **overrides}
-        return SQLHistorianConnector(config, timeout=timeout)
+        return SQLHistorianConnector(config, timeout=timeout, egress=LOCAL_PEERS)
 
 
 def _labels(style: str, i: int) -> tuple[Any, int]:
@@ -201,7 +210,7 @@ def test_table_without_the_expected_columns(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE odd (tag TEXT, ts DATETIME, reading REAL)"))
     engine.dispose()
-    connector = SQLHistorianConnector({"url": url, "table": "odd"})
+    connector = SQLHistorianConnector({"url": url, "table": "odd"}, egress=LOCAL_PEERS)
     with pytest.raises(ConnectorError, match="lacks column"):
         call(connector, "fetch_latest", "P-101.VIB")
 
@@ -258,7 +267,9 @@ def test_locked_postgres_table_times_out(postgres_historians: list[Historian]) -
 @pytest.mark.postgres
 def test_unreachable_postgres_fails_fast() -> None:
     dead = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/postgres"
-    connector = SQLHistorianConnector({"url": dead, "table": "historian"}, timeout=0.5)
+    connector = SQLHistorianConnector(
+        {"url": dead, "table": "historian"}, timeout=0.5, egress=LOCAL_PEERS
+    )
     started = time.monotonic()
     with pytest.raises(ConnectorError, match="failed") as info:
         call(connector, "test_connection")
@@ -301,7 +312,7 @@ def test_values_and_times_round_trip_bit_exact_in_sqlite(tmp_path: Path) -> None
             ],
         )
     engine.dispose()
-    connector = SQLHistorianConnector({"url": url, "table": "h"})
+    connector = SQLHistorianConnector({"url": url, "table": "h"}, egress=LOCAL_PEERS)
     series = call(connector, "fetch_timeseries", "T", None, start + timedelta(days=1), 100)
     assert series.values.tobytes() == np.array(tricky).tobytes()
     assert series.timestamps[0] == datetime_to_ns(start)

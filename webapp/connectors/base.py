@@ -7,19 +7,24 @@ per point beyond what the source's client library already hands us.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import numbers
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from .egress import EgressPolicy
+from .egress import EgressPolicy, ip_literal
 from .errors import ConnectorError
+
+_T = TypeVar("_T")
 
 QUALITY_GOOD, QUALITY_UNCERTAIN, QUALITY_BAD = 0, 1, 2
 QUALITY_NAMES = ("good", "uncertain", "bad")
@@ -105,15 +110,27 @@ class Destination:
         """scheme://host[:port]/database — how messages name it (never user or password)."""
         if self.host is None:
             return f"{self.scheme} file"
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.origin()}/{self.database or ''}"
+
+    def origin(self) -> str:
+        """scheme://host[:port], for sources whose URL names no database (PI, OPC UA)."""
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host or ""
         port = f":{self.port}" if self.port else ""
-        return f"{self.scheme}://{host}{port}/{self.database or ''}"
+        return f"{self.scheme}://{host}{port}"
 
 
 class Connector(ABC):
-    """One historian integration. Instances hold the client session; see registry.get_connector."""
+    """One historian integration. Instances hold the client session; see registry.get_connector.
+
+    Blocking work (DNS lookups, DB-API calls) runs in the instance's own small thread pool,
+    never in the loop's default executor or anyio's shared threads: a hung historian then
+    holds only its own workers, while other integrations, logins (sync endpoints run on
+    anyio's threads) and the hub's `asyncio.to_thread` checks carry on (DESIGN.md §16).
+    """
 
     type: ClassVar[str]
+    # Enough for a few concurrent reads of one source; more would only queue at the source.
+    workers: ClassVar[int] = 4
 
     def __init__(
         self,
@@ -126,6 +143,29 @@ class Connector(ABC):
         self.timeout = float(timeout)
         # The strictest policy unless the deployment's is given: fail closed.
         self.egress = egress if egress is not None else EgressPolicy()
+        self._executor: ThreadPoolExecutor | None = None  # created on first blocking call
+
+    async def run_blocking(self, work: Callable[..., _T], *args: Any) -> _T:
+        """`work(*args)` in this connector's own pool. Cancelling the await (a timeout) drops
+        the job if it has not started; a started one finishes in its thread, unawaited."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix=self._thread_name()
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+
+    def _thread_name(self) -> str:
+        destination = type(self).destination(self.config)
+        where = destination.host if destination is not None and destination.host else "local"
+        return f"connector-{self.type}-{re.sub(r'[^A-Za-z0-9_.:-]', '_', where)}"
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The addresses of host:port the egress policy allows, to connect to as they are
+        (EgressRefused, or ConnectorError when unresolvable). The lookup blocks, so it runs
+        in the connector's pool; a literal IP needs no lookup."""
+        if ip_literal(host) is not None:
+            return self.egress.resolve(host, port)
+        return await self.run_blocking(self.egress.resolve, host, port)
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,8 +212,16 @@ class Connector(ABC):
         """Raise ConnectorError with a clear message when the source is not usable."""
         ...
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook; stateless connectors keep it
-        """Release clients/sessions."""
+    async def aclose(self) -> None:
+        """Release clients/sessions; subclasses release theirs, then call this.
+
+        The pool is shut down without waiting: a thread stuck on a dead source ends on its
+        own (driver timeouts). Work already queued still runs, since its callers await it
+        (each within its timeout). A later call on this instance starts a fresh pool.
+        """
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
 
 
 # --- config helpers -------------------------------------------------------------------------

@@ -44,6 +44,10 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LABEL = r"[a-z0-9_][a-z0-9_-]{0,62}"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+LOCAL_FILES_REFUSED = (
+    "SQLite historian files are allowed in demo mode only (OPTRIA_DEMO_MODE); "
+    f"{SETTING} opens network destinations, never local files"
+)
 
 
 class EgressRefused(ConnectorError):
@@ -90,7 +94,7 @@ def _parse_entry(entry: str) -> AllowRule:
         network = ipaddress.ip_network(target, strict=False)
     except ValueError:
         host = normalize_host(target)
-        if not _HOST_NAME.match(host):
+        if not is_host_name(host):
             raise ValueError(
                 f"{SETTING}: {entry!r} is neither a CIDR, an IP address nor a host name"
             ) from None
@@ -166,7 +170,7 @@ class EgressPolicy:
         pi_server = http_endpoint(settings.pi_base_url or "")
         if pi_server is not None:
             host, port = pi_server
-            literal = _ip_literal(host)
+            literal = ip_literal(host)
             rules.append(
                 AllowRule(host=normalize_host(host), port=port)
                 if literal is None
@@ -183,8 +187,10 @@ class EgressPolicy:
         """Why (address, port) is refused, reached by the name `host`; None when allowed."""
         address = effective_address(address)
         if _always_refused(address):
-            kind = "link-local (cloud metadata)" if address.is_link_local else (
-                "unspecified" if address.is_unspecified else "multicast or reserved"
+            kind = (
+                "link-local (cloud metadata)"
+                if address.is_link_local
+                else ("unspecified" if address.is_unspecified else "multicast or reserved")
             )
             return f"{kind} addresses are never allowed, not even by {SETTING}"
         if (address, port) in self.protected:
@@ -212,7 +218,7 @@ class EgressPolicy:
     def resolve(self, host: str, port: int) -> list[str]:
         """The addresses to connect to for host:port, every one of them allowed (blocking: call
         it from the connector's own executor). Unresolvable names are a ConnectorError."""
-        literal = _ip_literal(host)
+        literal = ip_literal(host)
         if literal is not None:
             self.check_address(host, literal, port)
             return [str(literal)]
@@ -236,7 +242,14 @@ class EgressPolicy:
             return
 
 
-def _ip_literal(host: str) -> IPAddress | None:
+def is_host_name(host: str) -> bool:
+    """A DNS name (not an address, path or list). All-digit last labels are refused: no
+    top-level domain is numeric, so `10.0.0.300` is a mistyped address, not a name."""
+    return bool(_HOST_NAME.match(host)) and not host.rpartition(".")[2].isdigit()
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address `host` spells (brackets and an IPv6 zone ignored), else None."""
     try:
         return ipaddress.ip_address(host.strip("[]").partition("%")[0])
     except ValueError:
@@ -269,8 +282,8 @@ def database_endpoints(database_url: str) -> frozenset[tuple[IPAddress, int]]:
     try:
         infos = socket.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        literal = _ip_literal(url.host)
-        return frozenset() if literal is None else frozenset({(literal, port)})
+        literal = ip_literal(url.host)
+        return frozenset() if literal is None else frozenset({(effective_address(literal), port)})
     return frozenset(
         (effective_address(ipaddress.ip_address(str(info[4][0]).partition("%")[0])), port)
         for info in infos

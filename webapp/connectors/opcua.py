@@ -8,7 +8,15 @@ cap pages (asyncua's own server at 10,000 values).
 Security: `security_policy` absent, empty or "None" means an unsecured channel. Otherwise it is
 asyncua's security string "Policy,Mode,client_cert,client_key[,server_cert]" (Policy one of
 Basic256Sha256, Aes128Sha256RsaOaep, Aes256Sha256RsaPss; Mode Sign or SignAndEncrypt; the
-certificate and key paths must exist on the app host), applied with `set_security_string`.
+certificate and key paths must exist on the app host; the key may be `path::password`). The
+files are read in the connector's own pool (asyncua would use anyio's shared threads).
+
+Egress: the endpoint's host is resolved in the connector's pool and every address checked
+against the policy before anything is sent; `_PinnedClient` then opens its sockets to those
+addresses only. asyncua opens sockets solely through `Client.connect_socket` — for the
+session, for endpoint discovery when no server certificate is configured, and for
+reconnects — always to the configured endpoint; the EndpointUrls a server advertises are
+only matched against the security settings, never connected to.
 """
 
 from __future__ import annotations
@@ -19,12 +27,15 @@ import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
+from asyncua.crypto import security_policies
+from asyncua.crypto.uacrypto import CertProperties
 
 from .base import (
     QUALITY_BAD,
@@ -63,6 +74,28 @@ def quality_from_status(code: int) -> int:
     return QUALITY_UNCERTAIN if severity == 1 else QUALITY_BAD
 
 
+class _PinnedClient(Client):
+    """An asyncua Client whose sockets go only to addresses the egress policy checked (tried
+    in order), never to a fresh lookup of the endpoint's name. Hello, CreateSession and
+    friends still carry the endpoint URL as configured."""
+
+    def __init__(self, url: str, addresses: Sequence[str], port: int, timeout: float) -> None:
+        super().__init__(url, timeout=timeout)
+        self._addresses = tuple(addresses)
+        self._port = port
+
+    async def connect_socket(self) -> None:
+        failure: OSError | None = None
+        for address in self._addresses:
+            try:
+                await self.uaclient.connect_socket(address, self._port)
+                return
+            except OSError as exc:
+                failure = exc
+        assert failure is not None  # resolve() returns at least one address or raises
+        raise failure
+
+
 class OPCUAConnector(Connector):
     """OPC UA client; tags are NodeId strings such as `ns=2;s=P-101.VIB`."""
 
@@ -77,9 +110,9 @@ class OPCUAConnector(Connector):
     ) -> None:
         super().__init__(config, timeout=timeout, egress=egress)
         self.endpoint: str = self.config["endpoint"]
-        parts = urlsplit(self.endpoint)
-        # For messages: never echo credentials embedded in the endpoint URL.
-        self._shown_endpoint = f"opc.tcp://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        self._destination = self.destination(self.config)
+        # For messages: opc.tcp://host:port only, never userinfo, path or query.
+        self._shown_endpoint = self._destination.origin()
         self._client: Client | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
@@ -137,14 +170,17 @@ class OPCUAConnector(Connector):
                 if self._usable(self._client, loop):
                     return self._client  # type: ignore[return-value]
                 await self._drop_client()
-                client = Client(self.endpoint, timeout=self.timeout)
+                host, port = self._destination.host, self._destination.port
+                assert host is not None and port is not None  # validate_config requires them
+                addresses = await self.resolve(host, port)  # EgressRefused: nothing was sent
+                client = _PinnedClient(self.endpoint, addresses, port, self.timeout)
                 if self.config.get("username"):
                     client.set_user(self.config["username"])
                     client.set_password(self.config.get("password") or "")
                 try:
                     policy = (self.config.get("security_policy") or "").strip()
                     if policy not in ("", "None"):
-                        await client.set_security_string(policy)
+                        await self._secure(client, policy)
                     await client.connect()
                 except BaseException:
                     with contextlib.suppress(Exception):
@@ -154,6 +190,26 @@ class OPCUAConnector(Connector):
                 return client
         except (*_SOURCE_ERRORS, ValueError) as exc:
             raise ConnectorError(self._connect_failure(exc)) from None
+
+    async def _secure(self, client: Client, policy: str) -> None:
+        """asyncua's `set_security_string`, with the files read in the connector's pool."""
+        name, mode, cert_path, key_spec, *server = (f.strip() for f in policy.split(","))
+        key_path, _, key_password = key_spec.partition("::")
+        paths = [Path(cert_path), Path(key_path), *(Path(p) for p in server)]
+        contents = await self.run_blocking(lambda: [path.read_bytes() for path in paths])
+
+        def loaded(index: int, password: str | None = None) -> CertProperties:
+            # asyncua tells PEM from DER by the extension, which bytes no longer carry.
+            extension = paths[index].suffix.lstrip(".").lower() or None
+            return CertProperties(contents[index], extension=extension, password=password)
+
+        await client.set_security(
+            getattr(security_policies, f"SecurityPolicy{name}"),
+            loaded(0),
+            loaded(1, key_password or None),
+            server_certificate=loaded(2) if server else None,
+            mode=getattr(ua.MessageSecurityMode, mode),
+        )
 
     def _usable(self, client: Client | None, loop: asyncio.AbstractEventLoop) -> bool:
         return (
@@ -321,6 +377,7 @@ class OPCUAConnector(Connector):
 
     async def aclose(self) -> None:
         await self._drop_client()
+        await super().aclose()
 
 
 _AUTH_REFUSED = frozenset(

@@ -5,16 +5,23 @@ REST over HTTPS with Basic auth. A tag `PI:NAME` (or bare `NAME`) is the PI poin
 Raw reads use `streams/{webId}/recorded` asking newest-first (startTime after endTime), which
 PI answers in reverse chronological order, so "latest N of a window" is one bounded call
 (paged when N exceeds the server's per-call cap).
+
+Every connection goes through `_EgressBackend`: the host name is resolved in the connector's
+own pool, each address is checked against the egress policy, and the socket is opened to a
+checked address, while TLS still verifies (and sends SNI for) the host name. Redirects are
+never followed and proxy variables in the environment are ignored, so nothing routes a request
+around the policy.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 import numpy as np
 
@@ -58,6 +65,73 @@ def _point_name(tag: str) -> str:
     return tag[3:] if tag.upper().startswith("PI:") else tag
 
 
+class _EgressBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's socket layer, opening TCP only to addresses the egress policy allowed.
+
+    httpcore hands `connect_tcp` the origin's host name and later starts TLS with
+    `server_hostname=<that name>`, so certificate checks and SNI still use the name while
+    the socket goes to the address that was checked: no second lookup that a DNS answer
+    could rebind.
+    """
+
+    def __init__(self, resolve: Callable[[str, int], Awaitable[list[str]]]) -> None:
+        self._resolve = resolve
+        self._sockets = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in await self._resolve(host, port):  # all allowed; try them in order
+            try:
+                return await self._sockets.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None  # resolve() returns at least one address or raises
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("connectors reach sources over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sockets.sleep(seconds)
+
+
+class _EgressTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over `_EgressBackend`.
+
+    httpx has no parameter for a network backend, so the connection pool it built is
+    replaced by the same public httpcore pool with ours; the transport's request handling
+    (httpx ↔ httpcore mapping, error translation) uses only that pool.
+    """
+
+    def __init__(self, *, verify: bool, backend: httpcore.AsyncNetworkBackend) -> None:
+        # The operator's CA bundle (SSL_CERT_FILE / SSL_CERT_DIR) still counts: it decides
+        # whom to trust, not where to connect.
+        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=True)
+        super().__init__(verify=ssl_context, trust_env=False)
+        limits = httpx.Limits()  # httpx's defaults, as a plain AsyncClient would use
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+
+
 class PIWebAPIConnector(Connector):
     """PI Web API client: one httpx.AsyncClient and one WebId cache per integration."""
 
@@ -75,9 +149,8 @@ class PIWebAPIConnector(Connector):
         super().__init__(config, timeout=timeout, egress=egress)
         self.base_url = self.config["base_url"].rstrip("/")
         self.data_server = self.config["data_server"]
-        parts = urlsplit(self.base_url)
-        # For messages: never echo credentials someone put into the URL.
-        self._shown_url = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        # For messages: scheme://host:port only, never userinfo, path or query.
+        self._shown_url = self.destination(self.config).origin()
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._web_ids: dict[str, str] = {}
@@ -95,13 +168,27 @@ class PIWebAPIConnector(Connector):
                 auth=httpx.BasicAuth(username, self.config.get("password") or "")
                 if username
                 else None,
-                verify=self.config.get("verify_tls", True),
+                transport=_EgressTransport(
+                    verify=self.config.get("verify_tls", True),
+                    backend=_EgressBackend(self.resolve),
+                ),
                 timeout=httpx.Timeout(self.timeout),
                 headers={"Accept": "application/json", "X-Requested-With": "optria-iq"},
                 follow_redirects=False,
+                event_hooks={"response": [self._refuse_redirect]},
+                trust_env=False,  # no HTTP(S)_PROXY / ALL_PROXY detour
             )
             self._client_loop = loop
         return self._client
+
+    async def _refuse_redirect(self, response: httpx.Response) -> None:
+        """A 3xx is an error of its own: the policy checked this host, not the Location's.
+        (A response hook runs before httpx even parses the Location.)"""
+        if 300 <= response.status_code < 400:
+            raise ConnectorError(
+                f"PI Web API at {self._shown_url} answered a redirect"
+                f"{_redirect_target(response)}; connectors do not follow redirects"
+            )
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -290,6 +377,22 @@ class PIWebAPIConnector(Connector):
         client, self._client = self._client, None
         if client is not None and self._client_loop is asyncio.get_running_loop():
             await client.aclose()
+        await super().aclose()
+
+
+def _redirect_target(response: httpx.Response) -> str:
+    """' to scheme://host:port' of a redirect's Location (never its userinfo, path or
+    query), or the bare status when it names no usable URL."""
+    location = response.headers.get("location")
+    try:
+        target = response.request.url.join(location) if location else None
+    except httpx.InvalidURL:
+        target = None
+    if target is None or not target.host or target.scheme not in ("http", "https"):
+        return f" (HTTP {response.status_code})"
+    port = target.port or (443 if target.scheme == "https" else 80)
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return f" to {target.scheme}://{host}:{port}"
 
 
 def _errors_text(body: Any, response: httpx.Response) -> str:

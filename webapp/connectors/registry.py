@@ -17,7 +17,7 @@ from typing import Any
 
 from .base import Connector, Destination
 from .demo import DemoConnector
-from .egress import EgressPolicy, EgressRefused
+from .egress import LOCAL_FILES_REFUSED, EgressPolicy, EgressRefused
 from .opcua import OPCUAConnector
 from .pi_web_api import PIWebAPIConnector
 from .sql import SQLHistorianConnector
@@ -55,9 +55,7 @@ def destination_of(integration_type: str, config: Mapping[str, Any]) -> Destinat
     return connector_class.destination(connector_class.validate_config(config))
 
 
-def check_egress(
-    integration_type: str, config: Mapping[str, Any], egress: EgressPolicy
-) -> None:
+def check_egress(integration_type: str, config: Mapping[str, Any], egress: EgressPolicy) -> None:
     """EgressRefused when the policy refuses where this config connects (saving or testing an
     integration); ValueError when it is invalid. Blocking: it may resolve a host name."""
     destination = destination_of(integration_type, config)
@@ -65,10 +63,7 @@ def check_egress(
         return
     if destination.host is None:
         if not egress.allow_local_files:
-            raise EgressRefused(
-                "SQLite historian files are allowed in demo mode only (OPTRIA_DEMO_MODE); "
-                "OPTRIA_CONNECTOR_ALLOW opens network destinations, never local files"
-            )
+            raise EgressRefused(LOCAL_FILES_REFUSED)
         return
     egress.check_destination(destination.host, destination.port or 0)
 

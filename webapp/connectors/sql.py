@@ -4,8 +4,17 @@ SQLAlchemy reaches (PostgreSQL/TimescaleDB, SQLite, ...).
 The table is reflected once, so the code adapts to the column types it finds: `ts` may be
 timestamptz or naive (naive means UTC), `quality` is optional and holds `good|uncertain|bad`
 text or an OPC DA integer. The tag is always a bound parameter and the table name is validated
-and quoted by SQLAlchemy, never formatted into SQL. DB-API calls block, so each read runs in a
-worker thread and the event loop stays free.
+and quoted by SQLAlchemy, never formatted into SQL. DB-API calls block, so each read runs in
+the connector's own pool (see Connector) and the event loop stays free.
+
+Egress (DESIGN.md §16): a network URL must name its host and may carry only the query options
+`sslmode` and `connect_timeout` (no `host=` socket paths, `options=`, `passfile=`…). Every new
+DB-API connection passes `_connect_checked` (SQLAlchemy's `do_connect`, in the worker thread):
+the host is resolved, each address checked against the policy, and the driver connects to the
+checked address — libpq through `hostaddr`, so it does no lookup of its own yet still verifies
+TLS against the host name. libpq is also kept from the server's ambient credentials (PGPASSWORD,
+~/.pgpass, a client certificate in ~/.postgresql, a Kerberos ticket). SQLite files open only
+when the policy allows local files (demo mode).
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from .base import (
     Connector,
@@ -33,12 +43,20 @@ from .base import (
     require_str,
     to_float_array,
 )
-from .egress import EgressPolicy
+from .egress import LOCAL_FILES_REFUSED, EgressPolicy, EgressRefused, ip_literal, is_host_name
 
 TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 _REQUIRED_COLUMNS = ("tag", "ts", "value")
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
 _T = TypeVar("_T")
+# The only URL query options a tenant may set: anything else could point the driver at a local
+# socket (host=/run/...), a file (passfile=, sslkey=) or change server settings (options=).
+_SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+_QUERY_OPTIONS = ("sslmode", "connect_timeout")
+_LIBPQ_DRIVERS = ("psycopg2", "psycopg")
+# A path that never exists (the conventional home of users without one): handed to libpq as
+# passfile and sslcert, so ~/.pgpass and ~/.postgresql/postgresql.crt are never read.
+_NO_FILE = "/nonexistent/optria-iq"
 
 
 class SQLHistorianConnector(Connector):
@@ -55,11 +73,14 @@ class SQLHistorianConnector(Connector):
     ) -> None:
         super().__init__(config, timeout=timeout, egress=egress)
         url = _resolve_url(self.config["url"])
-        self._shown_url = url.render_as_string(hide_password=True)
+        self._destination = self.destination(self.config)
+        # For messages: scheme://host:port/database only, never user, password or query.
+        self._shown_url = self._destination.shown()
         self.table_name: str = self.config["table"]
         self._engine: Engine = sa.create_engine(
             url, pool_pre_ping=True, connect_args=_connect_args(url, timeout)
         )
+        sa.event.listen(self._engine, "do_connect", self._connect_checked)
         self._table: sa.Table | None = None
 
     @classmethod
@@ -77,6 +98,9 @@ class SQLHistorianConnector(Connector):
             raise ValueError(
                 f'config key "url" needs a database driver that is not installed ({url.drivername})'
             ) from None
+        url_problem = _url_problem(url)
+        if url_problem is not None:
+            raise ValueError(f'config key "url" {url_problem}')
         table = require_str(cfg, "table")
         if not TABLE_NAME_RE.match(table):
             raise ValueError(
@@ -93,11 +117,39 @@ class SQLHistorianConnector(Connector):
         if backend == "sqlite":
             return Destination("sqlite", None, None, database=url.database)
         return Destination(
-            backend, url.host, url.port or _DEFAULT_PORTS.get(backend), url.username,
+            backend,
+            url.host,
+            url.port or _DEFAULT_PORTS.get(backend),
+            url.username,
             url.database,
         )
 
     # --- plumbing ----------------------------------------------------------------------------
+
+    def _connect_checked(
+        self,
+        dialect: Dialect,
+        record: ConnectionPoolEntry,
+        cargs: tuple[Any, ...],
+        cparams: dict[str, Any],
+    ) -> None:
+        """Before the driver opens a connection (in the worker thread): refuse what the egress
+        policy refuses and pin the driver to the addresses that were checked."""
+        destination = self._destination
+        if destination.host is None:
+            if not self.egress.allow_local_files:
+                raise EgressRefused(LOCAL_FILES_REFUSED)
+            return
+        assert destination.port is not None  # validate_config requires a known port
+        addresses = self.egress.resolve(destination.host, destination.port)
+        cparams["port"] = destination.port  # else libpq would take PGPORT from the environment
+        if dialect.driver in _LIBPQ_DRIVERS:
+            # One host entry per address: libpq tries them in order, connecting to hostaddr
+            # (no lookup of its own) while TLS verification and messages use the name.
+            cparams["host"] = ",".join([destination.host] * len(addresses))
+            cparams["hostaddr"] = ",".join(addresses)
+        else:
+            cparams["host"] = addresses[0]
 
     async def _run(self, work: Callable[[Connection], _T]) -> _T:
         """Run `work` on a pooled connection in a worker thread, bounded by the timeout."""
@@ -109,7 +161,7 @@ class SQLHistorianConnector(Connector):
         try:
             # asyncio.timeout: wait_for (3.11) can swallow a cancellation of the caller.
             async with asyncio.timeout(self.timeout):
-                return await asyncio.to_thread(job)
+                return await self.run_blocking(job)
         except TimeoutError:
             raise ConnectorError(
                 f"SQL historian {self._shown_url} did not answer within {self.timeout:g} s"
@@ -207,7 +259,11 @@ class SQLHistorianConnector(Connector):
         await self._run(work)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._engine.dispose)
+        if self._executor is not None:  # connections exist only if work ran there
+            # The pool's own threads close the idle connections after the work queued
+            # before; nobody waits for that, since a worker may be stuck on a dead source.
+            self._executor.submit(self._engine.dispose)
+        await super().aclose()
 
 
 def _resolve_url(raw: str) -> URL:
@@ -219,17 +275,64 @@ def _resolve_url(raw: str) -> URL:
     return url
 
 
+def _url_problem(url: URL) -> str | None:
+    """What makes a parsed URL unacceptable (completing 'config key "url" …'), or None.
+
+    Values are never echoed: a query option may be a password someone put there.
+    """
+    for key, value in url.query.items():
+        if url.get_backend_name() == "sqlite" or key not in _QUERY_OPTIONS:
+            return (
+                f"may carry only the query options {' and '.join(_QUERY_OPTIONS)} "
+                f"(network databases only), not {key!r}"
+            )
+        if not isinstance(value, str):
+            return f"gives the query option {key!r} more than once"
+        if key == "sslmode" and value not in _SSLMODES:
+            return f"has an sslmode that is not one of {', '.join(sorted(_SSLMODES))}"
+        if key == "connect_timeout" and not (value.isdigit() and int(value) > 0):
+            return "has a connect_timeout that is not a whole number of seconds above 0"
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return None
+    if not url.host:
+        # libpq would use a local Unix socket, where the server knows this app's OS user.
+        return "must name the database server's host"
+    if ip_literal(url.host) is None and not is_host_name(url.host.rstrip(".").lower()):
+        return "has a host that is neither a host name nor an IP address"
+    if not (url.port or _DEFAULT_PORTS.get(backend)):
+        return f"must name the port ({backend} has no default this app knows)"
+    return None
+
+
 def _connect_args(url: URL, timeout: float) -> dict[str, Any]:
-    """Driver-level timeouts, where the dialect has them, so a dead server fails fast."""
+    """Driver settings so a dead server fails fast and a tenant's URL reaches nothing else."""
     backend, driver = url.get_backend_name(), url.get_driver_name()
+    seconds = max(1, math.ceil(timeout))
     if backend == "sqlite":
         return {"timeout": timeout}  # seconds to wait on a locked database
-    if backend == "postgresql" and driver in ("psycopg2", "psycopg"):
-        args: dict[str, Any] = {"connect_timeout": max(1, math.ceil(timeout))}
-        if "options" not in url.query:
+    if backend == "postgresql" and driver in _LIBPQ_DRIVERS:
+        asked = url.query.get("connect_timeout")
+        return {
+            # The URL may shorten the connect timeout, never lengthen it.
+            "connect_timeout": min(int(asked), seconds) if isinstance(asked, str) else seconds,
             # The server cancels a statement the caller has stopped waiting for.
-            args["options"] = f"-c statement_timeout={int(timeout * 1000)}"
-        return args
+            "options": f"-c statement_timeout={int(timeout * 1000)}",
+            # A peer that vanished (no FIN, no RST) is noticed within about the timeout,
+            # idle or not: keepalive probes, and a cap on unacknowledged data (ms).
+            "keepalives": 1,
+            "keepalives_idle": max(1, math.floor(timeout / 2)),
+            "keepalives_interval": 1,
+            "keepalives_count": max(1, math.ceil(timeout / 2)),
+            "tcp_user_timeout": max(1000, int(timeout * 1000)),
+            # No ambient credentials of this server's OS user: an empty password stops
+            # PGPASSWORD (a URL password still wins), the passfile and client certificate
+            # point nowhere, and no Kerberos ticket is offered.
+            **({"password": ""} if url.password is None else {}),
+            "passfile": _NO_FILE,
+            "sslcert": _NO_FILE,
+            "gssencmode": "disable",
+        }
     if backend in ("mysql", "mariadb"):
-        return {"connect_timeout": max(1, math.ceil(timeout))}
+        return {"connect_timeout": seconds}
     return {}
