@@ -38,14 +38,29 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    if sqlite:
+        # SQLite changes a table's constraints by rebuilding it; dropping the old copy would
+        # trip the foreign keys pointing at it. SQLite's documented procedure: enforcement off
+        # for the whole run (the pragma is ignored inside a transaction, so before it), every
+        # key checked at the end.
+        connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"the migration broke foreign keys: {broken}")
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys = ON")
 
 
 if context.is_offline_mode():

@@ -118,9 +118,13 @@ def test_events_are_newest_first_by_time_then_id(client: TestClient, world) -> N
     assert mine(listed) == newest_first(events_a)
     tie = [e["id"] for e in events_a if e["time"] == T0 + timedelta(minutes=10)]
     assert mine(listed)[1:4] == sorted(tie, reverse=True)
-    # The login's own AUTH event happened now: it is the newest.
+    # The login's own AUTH event happened now: it is the newest; the world's users were
+    # created (CONFIG) just before.
     assert listed[0]["event_category"] == "AUTH"
-    assert len(listed) == len(events_a) + 1
+    assert [e["event_category"] for e in listed[1 : 1 + len(tenant_a.users)]] == [
+        "CONFIG"
+    ] * len(tenant_a.users)
+    assert len(listed) == len(events_a) + 1 + len(tenant_a.users)
     # Nothing from the other tenant.
     assert not {e["id"] for e in events_b} & {e["id"] for e in listed}
     assert all(e["payload"].get("tenant") in (None, "TENANT_A") for e in listed)

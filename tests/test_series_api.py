@@ -643,7 +643,9 @@ def test_a_sql_password_never_shows_in_the_503(
                          {"url": url, "table": "historian"}, "T1")
     response = client.get(world.url(), headers=world.headers)
     detail = assert_503_naming_the_source(response, "sql", "T1")
-    assert "TopSecret42" not in response.text and "reader" in detail
+    # A URL is named scheme://host[:port]/database only (DESIGN.md §16): no user, no password.
+    assert "TopSecret42" not in response.text and "reader" not in response.text
+    assert f"postgresql://127.0.0.1:{port}/historian" in detail
 
 
 def test_hanging_sources_are_503_within_the_timeout_and_pin_no_database_connection(

@@ -9,11 +9,13 @@ Rows are inspected through `owner_engine` (the migrating role), never through th
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, ForeignKey, MetaData, String, delete, func, insert, select, text
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -30,8 +32,8 @@ from tests.conftest import TenantWorld, bearer_headers, browser_login
 from webapp.assets.models import Asset
 from webapp.blackbox.models import BlackBoxEvent
 from webapp.blackbox.service import record_event
-from webapp.db import TenantMixin, TenantScopeError, bind_tenant, tenant_session
-from webapp.tenancy.models import User
+from webapp.db import TenantMixin, TenantScopeError, bind_tenant, tenant_session, utcnow
+from webapp.tenancy.models import User, UserSession
 
 MAX_DB_ID = 2**31 - 1
 
@@ -52,6 +54,25 @@ def asset_names(owner_engine: Engine) -> dict[int, tuple[int, str]]:
 
 def ids(world: TenantWorld) -> set[int]:
     return {asset.id for asset in world.assets}
+
+
+def corrupt(owner_engine: Engine, sql: str, params: list[dict] | dict) -> None:
+    """Write rows the schema itself refuses (a reference into another tenant, DESIGN.md §16),
+    to prove the scoping hook holds even then: foreign keys are switched off for this one
+    owner transaction (SQLite pragma; PostgreSQL replica mode skips the FK triggers)."""
+    with owner_engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        else:
+            connection.exec_driver_sql("SET session_replication_role = replica")
+        try:
+            connection.execute(text(sql), params)
+            connection.commit()
+        finally:
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+            else:
+                connection.exec_driver_sql("SET session_replication_role = DEFAULT")
 
 
 def blackbox_count(owner_engine: Engine) -> int:
@@ -108,14 +129,14 @@ class LinkedAsset(TenantMixin, _RelationshipProbeBase):
 def link_across_tenants(owner_engine: Engine, a: TenantWorld, b: TenantWorld) -> None:
     """Corrupt data on purpose: A's first asset has B's asset as parent, and B's second
     asset has A's first asset as parent. Scoping must not follow either link."""
-    with owner_engine.begin() as connection:
-        connection.execute(
-            text("UPDATE asset SET parent_id = :parent WHERE id = :child"),
-            [
-                {"child": a.assets[0].id, "parent": b.assets[0].id},
-                {"child": b.assets[1].id, "parent": a.assets[0].id},
-            ],
-        )
+    corrupt(
+        owner_engine,
+        "UPDATE asset SET parent_id = :parent WHERE id = :child",
+        [
+            {"child": a.assets[0].id, "parent": b.assets[0].id},
+            {"child": b.assets[1].id, "parent": a.assets[0].id},
+        ],
+    )
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -133,7 +154,8 @@ def test_list_returns_only_the_bound_tenants_rows(
             u.email for u in tenant_a.users.values()
         }
         events = session.scalars(select(BlackBoxEvent)).all()
-        assert [e.tenant_id for e in events] == [tenant_a.tenant.id]
+        assert {e.tenant_id for e in events} == {tenant_a.tenant.id}
+        assert [e.source_system for e in events].count("TEST") == 1
         assert session.scalar(select(func.count()).select_from(Asset)) == len(tenant_a.assets)
 
 
@@ -179,16 +201,18 @@ def test_joins_drop_the_other_tenants_rows(
 ) -> None:
     # An event of A that (wrongly) points at B's asset: the join must not reveal that asset.
     event_id = add_event(session_factory, tenant_a, tenant_a.assets[0].id)
-    with owner_engine.begin() as connection:
-        connection.execute(
-            text("UPDATE blackbox_event SET asset_id = :b WHERE id = :e"),
-            {"b": tenant_b.assets[0].id, "e": event_id},
-        )
+    corrupt(
+        owner_engine,
+        "UPDATE blackbox_event SET asset_id = :b WHERE id = :e",
+        {"b": tenant_b.assets[0].id, "e": event_id},
+    )
     with tenant_session(session_factory, tenant_a.tenant.id) as session:
         inner = select(BlackBoxEvent, Asset).join(Asset, BlackBoxEvent.asset_id == Asset.id)
         assert session.execute(inner).all() == []
-        outer = select(BlackBoxEvent.id, Asset.id).outerjoin(
-            Asset, BlackBoxEvent.asset_id == Asset.id
+        outer = (
+            select(BlackBoxEvent.id, Asset.id)
+            .outerjoin(Asset, BlackBoxEvent.asset_id == Asset.id)
+            .where(BlackBoxEvent.source_system == "TEST")
         )
         assert session.execute(outer).all() == [(event_id, None)]
         # From B's side, the asset is visible but A's event is not.
@@ -245,8 +269,8 @@ def test_relationship_loads_never_reach_the_other_tenant(
         assert eager.children == []
 
     with tenant_session(session_factory, tenant_a.tenant.id) as session:
-        # A row created in this session was loaded by no scoped statement: its lazy load
-        # must be scoped all the same.
+        # A new row pointing into another tenant can't even be written: the tenant keys
+        # (tenant_id, parent_id) → asset (tenant_id, id) refuse it (DESIGN.md §16).
         created = LinkedAsset(
             code="NEW-1",
             name="new",
@@ -255,8 +279,8 @@ def test_relationship_loads_never_reach_the_other_tenant(
             parent_id=tenant_b.assets[0].id,
         )
         session.add(created)
-        session.flush()
-        assert created.parent is None
+        with pytest.raises(IntegrityError):
+            session.flush()
 
 
 # --- bulk writes -----------------------------------------------------------------------------
@@ -291,14 +315,22 @@ def test_bulk_delete_touches_only_the_bound_tenants_rows(
     tenant_a: TenantWorld,
     tenant_b: TenantWorld,
 ) -> None:
-    add_event(session_factory, tenant_a, tenant_a.assets[0].id)
-    add_event(session_factory, tenant_b, tenant_b.assets[0].id)
+    # Sessions: a table the app does delete from (the purge of expired credentials).
+    for world in (tenant_a, tenant_b):
+        with tenant_session(session_factory, world.tenant.id) as session:
+            session.add(
+                UserSession(
+                    user_id=world.admin.id, session_hash=f"{world.tenant.code:0<64}"[:64],
+                    expires_at=utcnow() + timedelta(hours=1),
+                )
+            )
+            session.commit()
     with tenant_session(session_factory, tenant_a.tenant.id) as session:
         targeted = session.execute(delete(Asset).where(Asset.id.in_(ids(tenant_b))))
         assert targeted.rowcount == 0
-        assert session.execute(delete(BlackBoxEvent)).rowcount == 1
+        assert session.execute(delete(UserSession)).rowcount == 1
         session.commit()
-    assert owner_rows(owner_engine, "SELECT tenant_id FROM blackbox_event") == [
+    assert owner_rows(owner_engine, "SELECT tenant_id FROM user_session") == [
         (tenant_b.tenant.id,)
     ]
     assert {row[0] for row in owner_rows(owner_engine, "SELECT id FROM asset")} == (

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from webapp.config import PROJECT_ROOT, Settings, get_settings
 from webapp.connectors.base import describe_error
 from webapp.db import bind_tenant, create_db_engine, create_session_factory, tenant_session
+from webapp.integrations.secrets import SecretKeyMissing
 from webapp.tenancy.models import Role, Tenant
 
 
@@ -29,6 +30,7 @@ def migrate(settings: Settings) -> None:
         (PROJECT_ROOT / "var").mkdir(exist_ok=True)
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["database_url"] = settings.database_url
+    config.attributes["settings"] = settings  # 0003 seals stored secrets with its key
     command.upgrade(config, "head")
 
 
@@ -157,7 +159,7 @@ MIN_PASSWORD_LENGTH = 8
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
-    except CommandError as problem:
+    except (CommandError, SecretKeyMissing) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     except DBAPIError as exc:

@@ -26,7 +26,9 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    ForeignKeyConstraint,
     MetaData,
+    UniqueConstraint,
     create_engine,
     event,
     inspect,
@@ -109,6 +111,25 @@ class TenantMixin:
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:
         return mapped_column(ForeignKey("tenant.id"), index=True, nullable=False)
+
+
+# Tenant keys (DESIGN.md §16): a parent is unique on (tenant_id, id) and a child points at it
+# with (tenant_id, <column>), so no row can reference another tenant's row — in the schema
+# itself, whatever the code does — and every relation stays inside one tenant's shard should
+# the tables ever be distributed by tenant_id.
+
+
+def tenant_parent_key() -> UniqueConstraint:
+    return UniqueConstraint(TENANT_KEY, "id")
+
+
+def same_tenant(table: str, column: str, parent: str) -> ForeignKeyConstraint:
+    """(tenant_id, column) → parent (tenant_id, id); a NULL column (no reference) passes."""
+    return ForeignKeyConstraint(
+        [TENANT_KEY, column],
+        [f"{parent}.{TENANT_KEY}", f"{parent}.id"],
+        name=f"fk_{table}_{column}_same_tenant",
+    )
 
 
 # --- engine -------------------------------------------------------------------------------
@@ -196,6 +217,24 @@ def _forget_rows_of_other_tenants(session: Session, tenant_id: int | None) -> No
                 f"cannot rebind with unflushed changes to {type(obj).__name__} of another tenant"
             )
         session.expunge(obj)
+
+
+def transaction_lock(session: Session, namespace: int, key: int) -> None:
+    """Serialise transactions on (namespace, key) until this one commits or rolls back.
+
+    PostgreSQL: a transaction-scoped advisory lock (namespaces keep unrelated locks apart).
+    SQLite has one writer at a time and takes its write lock at a transaction's first write:
+    a write matching no row takes it now — whatever the key — and holds it to the end, waiting
+    for another writer up to busy_timeout.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+            {"namespace": namespace, "key": key},
+        )
+    else:
+        connection.execute(text("UPDATE tenant SET id = id WHERE 0"))
 
 
 @contextmanager

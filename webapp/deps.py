@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Query, Request, Security, status
@@ -61,7 +62,11 @@ def bearer_token(request: Request) -> str | None:
     return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
 
 
-def _authenticate(request: Request, db: Session) -> User | None:
+def idle_timeout(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.session_idle_minutes)
+
+
+def _authenticate(request: Request, db: Session, settings: Settings) -> User | None:
     token = bearer_token(request)
     if token is not None:
         request.state.auth_via = "bearer"
@@ -71,7 +76,7 @@ def _authenticate(request: Request, db: Session) -> User | None:
         return None
     request.state.auth_via = "session"
     request.state.session_id = session_id
-    return user_for_session(db, session_id)
+    return user_for_session(db, session_id, idle_timeout=idle_timeout(settings))
 
 
 def get_current_user(
@@ -85,7 +90,7 @@ def get_current_user(
     Tenant access is decided here and only here: inactive users and inactive tenants never
     resolve (the session/token lookup filters them), so every route behind it is scoped.
     """
-    user = _authenticate(request, db)
+    user = _authenticate(request, db, settings)
     if user is None:
         raise NotAuthenticated()
     requested_locale = request.query_params.get("lang")

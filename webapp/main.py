@@ -41,11 +41,19 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-class SecurityHeadersMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware): it must not buffer SSE streams."""
+HSTS = "max-age=31536000; includeSubDomains"
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeadersMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware): it must not buffer SSE streams.
+
+    With `hsts`, responses to HTTPS requests carry Strict-Transport-Security; behind a TLS
+    proxy uvicorn's proxy headers (X-Forwarded-Proto from FORWARDED_ALLOW_IPS) make the
+    request's scheme https."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +66,8 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "same-origin")
                 headers.setdefault("X-Frame-Options", "DENY")
+                if self.hsts and scope.get("scheme") == "https":
+                    headers.setdefault("Strict-Transport-Security", HSTS)
                 if headers.get("content-type", "").startswith("text/html"):
                     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
                 response_started.append(True)
@@ -189,7 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Secure outside demo mode; the demo runs on plain http://127.0.0.1.
         https_only=not settings.demo_mode,
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    # Outside demo mode (the demo runs on plain http://127.0.0.1).
+    app.add_middleware(SecurityHeadersMiddleware, hsts=not settings.demo_mode)
     app.add_middleware(ServerSendMiddleware)  # outermost: see its docstring
 
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
@@ -199,6 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     csrf = [Depends(verify_csrf)]
     app.include_router(health.router)
     app.include_router(tenancy_views.router)
+    app.include_router(tenancy_views.users_router, dependencies=csrf)
     app.include_router(twin_views.router, dependencies=csrf)
     app.include_router(asset_views.router, dependencies=csrf)
     app.include_router(blackbox_views.router, dependencies=csrf)

@@ -6,12 +6,16 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Float, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.db import Base, TenantMixin, utcnow
+from webapp.db import Base, TenantMixin, same_tenant, tenant_parent_key, utcnow
 
 
 class Asset(TenantMixin, Base):
     __tablename__ = "asset"
-    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        tenant_parent_key(),
+        same_tenant("asset", "parent_id", "asset"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64))
@@ -24,7 +28,10 @@ class Asset(TenantMixin, Base):
 
 class AssetAIScore(TenantMixin, Base):
     __tablename__ = "asset_ai_score"
-    __table_args__ = (CheckConstraint("score >= 0 AND score <= 100", name="score_range"),)
+    __table_args__ = (
+        CheckConstraint("score >= 0 AND score <= 100", name="score_range"),
+        same_tenant("asset_ai_score", "asset_id", "asset"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     asset_id: Mapped[int] = mapped_column(ForeignKey("asset.id"), index=True)

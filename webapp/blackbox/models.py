@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.db import Base, TenantMixin, utcnow
+from webapp.db import Base, TenantMixin, same_tenant, tenant_parent_key, utcnow
 
 SEVERITIES = ("INFO", "WARNING", "CRITICAL")
 
@@ -15,9 +15,10 @@ class BlackBoxEvent(TenantMixin, Base):
     __tablename__ = "blackbox_event"
     __table_args__ = (
         Index("ix_blackbox_event_tenant_id_event_time", "tenant_id", "event_time"),
-        # The chain head lookup (newest id of a tenant) and, later, the parent key of
-        # composite (tenant_id, event_id) foreign keys (DESIGN.md §16).
-        UniqueConstraint("tenant_id", "id"),
+        # The chain head lookup (newest id of a tenant), and the parent key of the
+        # incidents' tenant keys (DESIGN.md §16).
+        tenant_parent_key(),
+        same_tenant("blackbox_event", "asset_id", "asset"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,6 +38,11 @@ class BlackBoxEvent(TenantMixin, Base):
 
 class BlackBoxIncident(TenantMixin, Base):
     __tablename__ = "blackbox_incident"
+    __table_args__ = (
+        same_tenant("blackbox_incident", "asset_id", "asset"),
+        same_tenant("blackbox_incident", "first_event_id", "blackbox_event"),
+        same_tenant("blackbox_incident", "last_event_id", "blackbox_event"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     asset_id: Mapped[int | None] = mapped_column(ForeignKey("asset.id"), index=True)

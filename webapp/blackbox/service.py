@@ -24,7 +24,7 @@ from webapp.blackbox.chain import (
     verify,
 )
 from webapp.blackbox.models import BlackBoxEvent, BlackBoxIncident
-from webapp.db import TenantScopeError, bound_tenant_id, utcnow
+from webapp.db import TenantScopeError, bound_tenant_id, transaction_lock, utcnow
 
 # First key of pg_advisory_xact_lock(namespace, tenant_id): keeps the chain locks apart from
 # any other advisory lock of the deployment. b"BBOX" as an int4; never change it while
@@ -53,7 +53,9 @@ def record_event(
     if bound_tenant_id(session) != tenant_id:
         # Checked now, not at flush: the lock and the head below are the bound tenant's.
         raise TenantScopeError("cannot record an event for a tenant the session is not bound to")
-    _lock_chain(session, tenant_id)
+    # Transaction-scoped: released by the caller's commit or rollback. On SQLite this is the
+    # database's write lock, taken before the head is read.
+    transaction_lock(session, CHAIN_LOCK_NAMESPACE, tenant_id)
     # Events recorded earlier in this transaction come first in the chain: write them now.
     session.flush()
     now = utcnow()
@@ -80,21 +82,6 @@ def record_event(
 def verify_chain(session: Session, *, batch_size: int = VERIFY_BATCH_SIZE) -> ChainVerification:
     """Check the bound tenant's chain, reading it in id order one batch at a time."""
     return verify(_events_in_chain_order(session, batch_size))
-
-
-def _lock_chain(session: Session, tenant_id: int) -> None:
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # Transaction-scoped: released by the caller's commit or rollback.
-        connection.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, :tenant_id)"),
-            {"namespace": CHAIN_LOCK_NAMESPACE, "tenant_id": tenant_id},
-        )
-    else:
-        # SQLite has one writer at a time and takes the write lock at a transaction's first
-        # write: a write matching no row takes it here, before the head is read, and holds it
-        # to the end of the transaction (it waits for another writer, up to busy_timeout).
-        connection.execute(text("UPDATE blackbox_event SET id = id WHERE 0"))
 
 
 def _next_event_id(session: Session) -> int:

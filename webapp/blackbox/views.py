@@ -14,7 +14,7 @@ from webapp.types import UTCDatetime
 
 router = APIRouter()
 
-EVENT_CATEGORIES = ("SENSOR", "CONNECTOR", "AUTH", "ALARM", "OPERATOR")
+EVENT_CATEGORIES = ("SENSOR", "CONNECTOR", "AUTH", "ALARM", "OPERATOR", "CONFIG")
 CategoryQuery = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Z_]+$")]
 SeverityQuery = Annotated[str | None, Query(max_length=16, pattern=r"^[A-Z]+$")]
 

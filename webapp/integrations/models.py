@@ -5,11 +5,12 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.db import Base, TenantMixin
+from webapp.db import Base, TenantMixin, same_tenant, tenant_parent_key
 
 
 class TenantIntegration(TenantMixin, Base):
     __tablename__ = "tenant_integration"
+    __table_args__ = (tenant_parent_key(),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(16))
@@ -20,7 +21,12 @@ class TenantIntegration(TenantMixin, Base):
 
 class ExternalSignalMapping(TenantMixin, Base):
     __tablename__ = "external_signal_mapping"
-    __table_args__ = (UniqueConstraint("tenant_id", "asset_id", "internal_metric_name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "asset_id", "internal_metric_name"),
+        tenant_parent_key(),  # alarm limits point at mappings
+        same_tenant("external_signal_mapping", "asset_id", "asset"),
+        same_tenant("external_signal_mapping", "integration_id", "tenant_integration"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integration.id"), index=True)

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.db import Base, TenantMixin, utcnow
+from webapp.db import Base, TenantMixin, same_tenant, tenant_parent_key, utcnow
 
 
 class Role(enum.StrEnum):
@@ -32,6 +32,7 @@ class Tenant(Base):
 
 class User(TenantMixin, Base):
     __tablename__ = "user"
+    __table_args__ = (tenant_parent_key(),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -48,6 +49,7 @@ class ApiToken(TenantMixin, Base):
     """Opaque bearer token; only its SHA-256 is stored."""
 
     __tablename__ = "api_token"
+    __table_args__ = (same_tenant("api_token", "user_id", "user"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
@@ -61,13 +63,17 @@ class UserSession(TenantMixin, Base):
     """Server-side browser session; the cookie holds only the random id, stored hashed here."""
 
     __tablename__ = "user_session"
+    __table_args__ = (same_tenant("user_session", "user_id", "user"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
     session_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # absolute end (12 h after login)
     revoked_at: Mapped[datetime | None]
+    # Idle timeout (DESIGN.md §16): refreshed at most once a minute by requests and by the
+    # session's open live streams; NULL (sessions from before it existed) means created_at.
+    last_seen_at: Mapped[datetime | None]
 
 
 class LoginFailure(Base):

@@ -4,22 +4,42 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from webapp.deps import SESSION_KEY, SessionDep, SettingsDep, verify_csrf
+from webapp.deps import (
+    SESSION_KEY,
+    AdminUser,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    bearer_token,
+    idle_timeout,
+    verify_csrf,
+)
 from webapp.templating import SUPPORTED_LOCALES, render_page
-from webapp.tenancy.schemas import TokenResponse
+from webapp.tenancy import service
+from webapp.tenancy.models import Role
+from webapp.tenancy.schemas import (
+    TokenResponse,
+    TokenRevoked,
+    UserCreate,
+    UserList,
+    UserOut,
+    UserUpdate,
+)
 from webapp.tenancy.service import (
     InvalidCredentials,
     LoginThrottled,
     authenticate,
     issue_api_token,
+    revoke_api_token,
     revoke_session,
     set_locale,
     start_session,
 )
+from webapp.types import MAX_DB_ID
 
 router = APIRouter()
 
@@ -95,7 +115,8 @@ def login_submit(
         revoke_session(db, old_session_id)
     request.session.clear()
     request.session[SESSION_KEY] = start_session(
-        db, user, max_age_seconds=settings.session_max_age_seconds
+        db, user, max_age_seconds=settings.session_max_age_seconds,
+        idle_timeout=idle_timeout(settings),
     )
     return RedirectResponse(next_url, status_code=status.HTTP_303_SEE_OTHER)
 
@@ -138,6 +159,68 @@ def issue_token(
             status.HTTP_401_UNAUTHORIZED, INVALID_LOGIN, headers={"WWW-Authenticate": "Bearer"}
         ) from None
     max_age = settings.api_token_max_age_seconds
-    return TokenResponse(
-        access_token=issue_api_token(db, user, max_age_seconds=max_age), expires_in=max_age
+    token = issue_api_token(
+        db, user, max_age_seconds=max_age, idle_timeout=idle_timeout(settings)
     )
+    return TokenResponse(access_token=token, expires_in=max_age)
+
+
+@router.post(
+    "/api/auth/revoke",
+    response_model=TokenRevoked,
+    tags=["auth"],
+    responses={400: {"description": "No bearer token presented"}},
+    dependencies=[Depends(verify_csrf)],
+)
+def revoke_token(request: Request, db: SessionDep, user: CurrentUser) -> TokenRevoked:
+    """Revoke the bearer token this request presents; it answers 401 from then on."""
+    token = bearer_token(request)
+    if token is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "Present the bearer token to revoke in the Authorization header "
+            "(browser sessions end with POST /logout)",
+        )
+    revoke_api_token(db, token, actor_id=user.id)
+    return TokenRevoked()
+
+
+# --- users (tenant_admin) ----------------------------------------------------------------------
+
+UserId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+# Included behind the CSRF check (main.py), like every other data router.
+users_router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+@users_router.get("", response_model=UserList)
+def list_users(db: SessionDep, _admin: AdminUser) -> UserList:
+    return UserList.model_validate({"users": service.list_users(db)}, from_attributes=True)
+
+
+@users_router.post("", response_model=UserOut, status_code=201)
+def create_user(data: UserCreate, db: SessionDep, admin: AdminUser) -> UserOut:
+    try:
+        user = service.create_user(
+            db, tenant=admin.tenant, email=data.email, password=data.password,
+            role=Role(data.role), actor_id=admin.id,
+        )
+    except service.DuplicateEmail as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    db.commit()
+    return UserOut.model_validate(user)
+
+
+@users_router.patch("/{user_id}", response_model=UserOut)
+def update_user(user_id: UserId, data: UserUpdate, db: SessionDep, admin: AdminUser) -> UserOut:
+    """Role and active flag. Deactivating revokes the user's sessions and tokens: their
+    requests answer 401 at once and their open streams end within two ticks."""
+    try:
+        user = service.update_user(
+            db, user_id, actor=admin, role=None if data.role is None else Role(data.role),
+            is_active=data.is_active,
+        )
+    except service.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except service.SelfLockout as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return UserOut.model_validate(user)

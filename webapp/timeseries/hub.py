@@ -24,21 +24,22 @@ import logging
 import math
 import time
 import types
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-from sqlalchemy import select, union_all
+from sqlalchemy import literal, select, union_all, update
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webapp.connectors.base import Series, datetime_to_ns, ns_to_datetime
-from webapp.db import AUTH_LOOKUP, utcnow
+from webapp.db import AUTH_LOOKUP, as_utc, bind_tenant, utcnow
 from webapp.integrations.service import SourceAccess
-from webapp.tenancy.models import ApiToken, UserSession
+from webapp.tenancy.models import ApiToken, Tenant, User, UserSession
+from webapp.tenancy.service import SESSION_TOUCH_INTERVAL, session_activity
 from webapp.timeseries.downsample import downsample
 from webapp.timeseries.service import (
     SeriesMode,
@@ -56,6 +57,14 @@ BUFFER_SECONDS = 15 * 60
 RESUME_HISTORY_LIMIT = 1000
 SHARED_WORK_LIMIT = 1024
 T = TypeVar("T")
+
+
+class TooManyStreams(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"At most {limit} live streams per user may be open at once in this process: "
+            "close another live view (the limit is OPTRIA_STREAMS_PER_USER)"
+        )
 
 
 def _raw(signal: Signal) -> Signal:
@@ -257,6 +266,27 @@ class LiveHub:
         self._inflight: dict[tuple[int, str], asyncio.Future[None]] = {}
         self._closed = False
         self._shared: dict[Hashable, Any] = {}
+        self._streams_by_user: Counter[int] = Counter()
+
+    # --- how many streams a user holds open (DESIGN.md §16 abuse limits) --------------------
+
+    def reserve_stream(self, user_id: int, limit: int) -> Callable[[], None]:
+        """Count one more open stream of this user, or TooManyStreams once `limit` are open.
+        Returns the release, which is safe to call more than once."""
+        if self._streams_by_user[user_id] >= limit:
+            raise TooManyStreams(limit)
+        self._streams_by_user[user_id] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._streams_by_user[user_id] -= 1
+                if self._streams_by_user[user_id] <= 0:
+                    del self._streams_by_user[user_id]
+
+        return release
 
     # --- feeds ---------------------------------------------------------------------------
 
@@ -536,6 +566,11 @@ class LiveHub:
             self._watch_task = asyncio.create_task(self._watch_loop())
 
     async def _watch_loop(self) -> None:
+        """Every tick, one query confirms every streamed credential. A stream whose session
+        or token was revoked or expired, or whose user or tenant was deactivated, ends with
+        `event: close`. Fails closed: if the check itself fails twice in a row, every stream
+        ends (without close), so its client reconnects and authenticates again."""
+        failed_checks = 0
         while self.viewers:
             await asyncio.sleep(self.interval)
             digests = {viewer.digest for viewer in self.viewers if viewer.digest is not None}
@@ -543,9 +578,15 @@ class LiveHub:
                 continue
             try:
                 live = await asyncio.to_thread(self._live_digests, digests)
-            except Exception:  # a database hiccup must not end every stream
-                logger.exception("revocation check failed")
+            except Exception:  # one database hiccup is forgiven; two end the streams
+                logger.exception("the streams' credential check failed")
+                failed_checks += 1
+                if failed_checks >= 2:
+                    for viewer in list(self.viewers):
+                        if viewer.digest is not None:
+                            viewer.end(revoked=False)
                 continue
+            failed_checks = 0
             for viewer in list(self.viewers):
                 if viewer.digest is not None and viewer.digest not in live:
                     viewer.end(revoked=True)
@@ -572,23 +613,54 @@ class LiveHub:
                 viewer.end(revoked=False)
 
     def _live_digests(self, digests: set[str]) -> set[str]:
-        """One query for every streamed session and token: which are still valid."""
+        """Which of these session and token digests still authenticate: one query for all.
+        A live stream is activity: its browser session's idle clock is refreshed."""
         assert self.session_factory is not None
         now = utcnow()
+        live_owner = (User.is_active.is_(True), Tenant.is_active.is_(True))
         statement = union_all(
-            select(UserSession.session_hash.label("digest")).where(
+            select(
+                UserSession.session_hash.label("digest"),
+                UserSession.tenant_id,
+                session_activity().label("last_seen"),
+            )
+            .join(User, User.id == UserSession.user_id)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(
                 UserSession.session_hash.in_(digests),
                 UserSession.revoked_at.is_(None),
                 UserSession.expires_at > now,
+                *live_owner,
             ),
-            select(ApiToken.token_hash.label("digest")).where(
+            select(
+                ApiToken.token_hash.label("digest"),
+                ApiToken.tenant_id,
+                literal(None).label("last_seen"),
+            )
+            .join(User, User.id == ApiToken.user_id)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(
                 ApiToken.token_hash.in_(digests),
                 ApiToken.revoked_at.is_(None),
                 ApiToken.expires_at > now,
+                *live_owner,
             ),
         )
         with self.session_factory() as session:
-            rows = session.execute(statement.execution_options(**{AUTH_LOOKUP: True}))
+            rows = session.execute(statement.execution_options(**{AUTH_LOOKUP: True})).all()
+            touch_before = now - SESSION_TOUCH_INTERVAL
+            stale: dict[int, list[str]] = {}
+            for row in rows:
+                if row.last_seen is not None and as_utc(row.last_seen) <= touch_before:
+                    stale.setdefault(row.tenant_id, []).append(row.digest)
+            for tenant_id, stale_digests in stale.items():
+                bind_tenant(session, tenant_id)
+                session.execute(
+                    update(UserSession)
+                    .where(UserSession.session_hash.in_(stale_digests))
+                    .values(last_seen_at=now)
+                )
+            session.commit()
             return {row.digest for row in rows}
 
     async def aclose(self) -> None:

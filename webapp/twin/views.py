@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
 
@@ -18,8 +19,9 @@ from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetList
 from webapp.assets.views import asset_or_404
+from webapp.config import Settings
 from webapp.connectors.base import Series
-from webapp.db import as_utc
+from webapp.db import as_utc, utcnow
 from webapp.deps import (
     AssetId,
     CurrentUser,
@@ -34,7 +36,7 @@ from webapp.security import token_digest
 from webapp.templating import is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
 from webapp.timeseries import service as series_service
-from webapp.timeseries.hub import SERVER_SEND, LiveHub, ns_to_event_id
+from webapp.timeseries.hub import SERVER_SEND, LiveHub, TooManyStreams, ns_to_event_id
 from webapp.timeseries.schemas import MetricDetail, MetricList, SeriesOut, point_dicts
 from webapp.timeseries.service import SeriesMode, SeriesRead, Signal, SourceUnavailable
 from webapp.twin.presenters import (
@@ -58,14 +60,20 @@ class LiveEventSourceResponse(EventSourceResponse):
     ServerSendMiddleware) and writes until the stream ends, returning True when it ended by
     revocation."""
 
-    def __init__(self, serve: Callable[[Send], Awaitable[bool]]) -> None:
+    def __init__(
+        self, serve: Callable[[Send], Awaitable[bool]], *, release: Callable[[], None]
+    ) -> None:
         super().__init__(self._events(), ping=HEARTBEAT_SECONDS)
         self._serve = serve
         self._send: Send | None = None
+        self._release = release  # the user's stream slot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = scope.get(SERVER_SEND, send)
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
     async def _events(self) -> AsyncIterator[ServerSentEvent]:
         assert self._send is not None  # first asked for right after the headers were sent
@@ -314,13 +322,33 @@ def _credential_digest(request: Request) -> str:
 
 
 def _last_event_time(request: Request) -> datetime | None:
+    """Where a reconnecting client left off. An id we never issued — unparsable, in the
+    future (it would hold back every new reading) or older than the longest window (it would
+    ask history for a year and more) — starts from now rather than failing the reconnect."""
     header = request.headers.get("Last-Event-ID", "").strip()
     if not header:
         return None
     try:
-        return as_utc(datetime.fromisoformat(header.replace("Z", "+00:00")))
+        moment = as_utc(datetime.fromisoformat(header.replace("Z", "+00:00")))
     except (ValueError, OverflowError):
-        return None  # an id we never issued: start from now rather than fail the reconnect
+        return None
+    now = utcnow()
+    return moment if now - series_service.MAX_WINDOW <= moment <= now else None
+
+
+@contextmanager
+def _stream_slot(request: Request, user: User, settings: Settings) -> Iterator[Callable[[], None]]:
+    """One of the user's open streams (429 past OPTRIA_STREAMS_PER_USER), taken before any
+    read so a refused stream writes no event; released if the stream never starts."""
+    try:
+        release = _hub(request).reserve_stream(user.id, settings.streams_per_user)
+    except TooManyStreams as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from None
+    try:
+        yield release
+    except BaseException:
+        release()
+        raise
 
 
 async def _ensure_chart(
@@ -350,39 +378,41 @@ async def metric_fragment_stream(
 ) -> EventSourceResponse:
     """SSE `latest` and `chart` fragments, rendered once per tick per (mapping, range, locale)."""
     hub = _hub(request)
-    signal = await db_call(db, _signal_or_404, asset_id, metric_name)
-    await _ensure_chart(hub, db, user, signal, chart_range, sources)
-    # Everything the stream needs is copied now: no database session while it streams.
-    locale, timezone = request.state.locale, user.tenant.timezone
-    chart_key = (signal.mapping_id, chart_range.value)
-    digest, after = _credential_digest(request), _last_event_time(request)
+    with _stream_slot(request, user, settings) as release:
+        signal = await db_call(db, _signal_or_404, asset_id, metric_name)
+        await _ensure_chart(hub, db, user, signal, chart_range, sources)
+        # Everything the stream needs is copied now: no database session while it streams.
+        locale, timezone = request.state.locale, user.tenant.timezone
+        chart_key = (signal.mapping_id, chart_range.value)
+        digest, after = _credential_digest(request), _last_event_time(request)
 
-    def render(_batch: Series) -> bytes:
-        """Both SSE events for the shared chart, rendered once per tick per locale."""
-        series = hub.chart_for(chart_key, signal)
-        context = metric_context(
-            signal=signal, chart_range=chart_range, series=series,
-            source=hub.source_of(signal), timezone=timezone, locale=locale,
-            interval_seconds=settings.stream_interval_seconds,
-        )
-        event_id = ns_to_event_id(int(series.timestamps[-1])) if len(series) else None
-        return (
-            ServerSentEvent(
-                data=render_partial("_metric_latest.html", context, locale=locale),
-                event="latest", id=event_id,
-            ).encode()
-            + ServerSentEvent(
-                data=render_partial("_metric_chart.html", context, locale=locale),
-                event="chart", id=event_id,
-            ).encode()
-        )
+        def render(_batch: Series) -> bytes:
+            """Both SSE events for the shared chart, rendered once per tick per locale."""
+            series = hub.chart_for(chart_key, signal)
+            context = metric_context(
+                signal=signal, chart_range=chart_range, series=series,
+                source=hub.source_of(signal), timezone=timezone, locale=locale,
+                interval_seconds=settings.stream_interval_seconds,
+            )
+            event_id = ns_to_event_id(int(series.timestamps[-1])) if len(series) else None
+            return (
+                ServerSentEvent(
+                    data=render_partial("_metric_latest.html", context, locale=locale),
+                    event="latest", id=event_id,
+                ).encode()
+                + ServerSentEvent(
+                    data=render_partial("_metric_chart.html", context, locale=locale),
+                    event="chart", id=event_id,
+                ).encode()
+            )
 
-    return LiveEventSourceResponse(
-        lambda send: hub.stream(
-            signal, send, variant=("fragments", chart_key, locale), encode=render,
-            after=after, digest=digest,
+        return LiveEventSourceResponse(
+            lambda send: hub.stream(
+                signal, send, variant=("fragments", chart_key, locale), encode=render,
+                after=after, digest=digest,
+            ),
+            release=release,
         )
-    )
 
 
 @router.get(
@@ -397,27 +427,30 @@ async def metric_point_stream(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
+    settings: SettingsDep,
 ) -> EventSourceResponse:
     """`event: point` per new reading, `id:` its timestamp; honours Last-Event-ID."""
     hub = _hub(request)
-    signal = await db_call(db, _signal_or_404, asset_id, metric_name)
-    latest = await hub.latest(signal)
-    if latest is None:
-        failure = SourceUnavailable(signal, f"The source for {signal.metric} is unavailable")
-        await db_call(db, _record_failure, user, failure)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure))
-    await db_call(db, _record_read, user, series_service.stream_opened(signal, *latest))
-    digest, after = _credential_digest(request), _last_event_time(request)
+    with _stream_slot(request, user, settings) as release:
+        signal = await db_call(db, _signal_or_404, asset_id, metric_name)
+        latest = await hub.latest(signal)
+        if latest is None:
+            failure = SourceUnavailable(signal, f"The source for {signal.metric} is unavailable")
+            await db_call(db, _record_failure, user, failure)
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure))
+        await db_call(db, _record_read, user, series_service.stream_opened(signal, *latest))
+        digest, after = _credential_digest(request), _last_event_time(request)
 
-    def encode(batch: Series) -> bytes:
-        return b"".join(
-            ServerSentEvent(data=json.dumps(point), event="point", id=str(point["timestamp"]))
-            .encode()
-            for point in point_dicts(batch, signal.unit)
-        )
+        def encode(batch: Series) -> bytes:
+            return b"".join(
+                ServerSentEvent(data=json.dumps(point), event="point", id=str(point["timestamp"]))
+                .encode()
+                for point in point_dicts(batch, signal.unit)
+            )
 
-    return LiveEventSourceResponse(
-        lambda send: hub.stream(
-            signal, send, variant="points", encode=encode, after=after, digest=digest
+        return LiveEventSourceResponse(
+            lambda send: hub.stream(
+                signal, send, variant="points", encode=encode, after=after, digest=digest
+            ),
+            release=release,
         )
-    )

@@ -1,0 +1,125 @@
+"""Abuse limits (DESIGN.md §16): login throttling that holds under concurrency, a cap on open
+streams per user, and Last-Event-ID values that cannot silence or flood a stream. Both
+backends; the concurrency test runs the app on a real uvicorn."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import datetime, timedelta
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from tests.conftest import PASSWORD, TenantWorld, bearer_headers, browser_login
+from tests.peers import events, served
+from tests.test_live_streams import Mapped, mapped, read_events
+from webapp.db import utcnow
+from webapp.tenancy.models import LoginFailure
+
+__all__ = ["mapped"]  # the live-stream suite's fixture, used here
+PARALLEL_ATTEMPTS = 20
+EMAIL_LIMIT = 5  # DESIGN.md §5
+
+
+def test_twenty_wrong_passwords_at_once_get_at_most_five_answers_other_than_429(
+    app, tenant_a: TenantWorld, owner_engine: Engine  # type: ignore[no-untyped-def]
+) -> None:
+    email = tenant_a.users["viewer"].email
+    with served(app) as base_url, ThreadPoolExecutor(PARALLEL_ATTEMPTS) as pool:
+
+        def attempt(index: int) -> int:
+            response = httpx.post(
+                f"{base_url}/api/auth/token",
+                data={"username": email, "password": f"wrong-{index}"},
+                timeout=60,
+            )
+            return response.status_code
+
+        statuses = Counter(pool.map(attempt, range(PARALLEL_ATTEMPTS)))
+        after = httpx.post(
+            f"{base_url}/api/auth/token", data={"username": email, "password": PASSWORD}
+        )
+    assert set(statuses) <= {401, 429}
+    assert 1 <= statuses[401] <= EMAIL_LIMIT, statuses
+    assert statuses[401] + statuses[429] == PARALLEL_ATTEMPTS
+    assert after.status_code == 429, "even the right password waits out the window"
+    assert int(after.headers["retry-after"]) > 0
+    # Only the processed attempts were checked against the password: one AUTH event each.
+    failures = events(owner_engine, tenant_id=tenant_a.tenant.id, category="AUTH")
+    assert len(failures) == statuses[401]
+    with owner_engine.connect() as connection:
+        counted = connection.execute(
+            select(func.count()).select_from(LoginFailure).where(LoginFailure.email == email)
+        ).scalar_one()
+    assert counted == statuses[401]
+
+
+# --- streams per user -----------------------------------------------------------------------
+
+
+def test_a_user_may_hold_twenty_streams_open_and_no_more(
+    client: TestClient, tenant_a: TenantWorld, mapped: Mapped, owner_engine: Engine
+) -> None:
+    viewer = bearer_headers(client, tenant_a.users["viewer"].email)
+    html_client = TestClient(client.app)
+    browser_login(html_client, tenant_a.users["viewer"].email)
+    with ExitStack() as open_streams:
+        for index in range(20):  # JSON and HTML streams count together
+            if index % 2:
+                response = open_streams.enter_context(html_client.stream("GET", mapped.html_stream))
+            else:
+                response = open_streams.enter_context(
+                    client.stream("GET", mapped.json_stream, headers=viewer)
+                )
+            assert response.status_code == 200, index
+        sensor_before = len(events(owner_engine, category="SENSOR"))
+        refused = client.get(mapped.json_stream, headers=viewer)
+        assert refused.status_code == 429
+        assert "OPTRIA_STREAMS_PER_USER" in refused.json()["detail"]
+        assert html_client.get(mapped.html_stream).status_code == 429
+        assert len(events(owner_engine, category="SENSOR")) == sensor_before, "refused: unread"
+        # Another user is not affected by this one's streams.
+        admin = bearer_headers(client, tenant_a.admin.email)
+        with client.stream("GET", mapped.json_stream, headers=admin) as other:
+            assert other.status_code == 200
+    # Closing streams gives the slots back.
+    with client.stream("GET", mapped.json_stream, headers=viewer) as again:
+        assert again.status_code == 200
+        assert read_events(again.iter_lines(), 1)[0]["event"] == "point"
+
+
+# --- Last-Event-ID --------------------------------------------------------------------------
+
+
+def first_point_time(client: TestClient, mapped: Mapped, headers: dict[str, str]) -> datetime:
+    with client.stream("GET", mapped.json_stream, headers=headers) as response:
+        assert response.status_code == 200
+        (event,) = read_events(response.iter_lines(), 1)
+    return datetime.fromisoformat(event["id"].replace("Z", "+00:00"))
+
+
+def test_a_last_event_id_in_the_future_does_not_silence_the_stream(
+    client: TestClient, tenant_a: TenantWorld, mapped: Mapped
+) -> None:
+    headers = bearer_headers(client, tenant_a.users["viewer"].email)
+    future = "2099-01-01T00:00:00.000000Z"
+    sent = first_point_time(client, mapped, {**headers, "Last-Event-ID": future})
+    assert utcnow() - timedelta(minutes=1) < sent <= utcnow(), "starts from now"
+
+
+def test_a_last_event_id_beyond_the_longest_window_does_not_replay_history(
+    client: TestClient, tenant_a: TenantWorld, mapped: Mapped
+) -> None:
+    headers = bearer_headers(client, tenant_a.users["viewer"].email)
+    ancient = (utcnow() - timedelta(days=367)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    sent = first_point_time(client, mapped, {**headers, "Last-Event-ID": ancient})
+    assert sent > utcnow() - timedelta(minutes=1), "starts from now, not from a year ago"
+    # Within the window, resuming still works (the contract of §5).
+    recent = (utcnow() - timedelta(minutes=10)).replace(second=0, microsecond=0)
+    resumed = first_point_time(
+        client, mapped, {**headers, "Last-Event-ID": recent.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    )
+    assert resumed == recent + timedelta(minutes=1)
