@@ -4,6 +4,8 @@ backends; the concurrency test runs the app on a real uvicorn."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -12,9 +14,11 @@ from datetime import datetime, timedelta
 import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import PASSWORD, TenantWorld, bearer_headers, browser_login
-from tests.peers import events, served
+from tests.connectors.net_peers import tcp_peer
+from tests.peers import add_integration, add_mapping, events, served
 from tests.test_live_streams import Mapped, mapped, read_events
 from webapp.db import utcnow
 from webapp.tenancy.models import LoginFailure
@@ -123,3 +127,72 @@ def test_a_last_event_id_beyond_the_longest_window_does_not_replay_history(
         client, mapped, {**headers, "Last-Event-ID": recent.strftime("%Y-%m-%dT%H:%M:%SZ")}
     )
     assert resumed == recent + timedelta(minutes=1)
+
+
+# --- a hung historian stays its own problem -------------------------------------------------
+
+
+def test_a_hung_sql_historian_delays_no_login_no_other_source_and_no_revocation(
+    app, session_factory: sessionmaker[Session], tenant_a: TenantWorld  # type: ignore[no-untyped-def]
+) -> None:
+    """A silent peer as a PostgreSQL historian (it accepts, never answers) holds every worker
+    of its own connector's pool; meanwhile a login, a read of another source and the streams'
+    revocation check (the default executor) go on as if nothing happened."""
+    tenant_id, asset_id = tenant_a.tenant.id, tenant_a.assets[0].id
+    hanging = 16  # well past the connector's pool and the default executor
+    with tcp_peer() as silent:
+        dead = add_integration(
+            session_factory, tenant_id, type="sql", name="hung historian",
+            config={"url": f"postgresql://reader@127.0.0.1:{silent.port}/h", "table": "h"},
+        )
+        healthy = add_integration(session_factory, tenant_id, type="demo", name="d", config={})
+        for metric, integration_id in (("hung", dead), ("healthy", healthy)):
+            add_mapping(session_factory, tenant_id, asset_id=asset_id,
+                        integration_id=integration_id, metric=metric, tag="PI:P-101.VIB")
+        base = f"/api/twins/assets/{asset_id}/metrics"
+
+        async def scenario(base_url: str) -> dict[str, float]:
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+
+                async def token() -> dict[str, str]:
+                    response = await http.post("/api/auth/token", data={
+                        "username": tenant_a.users["viewer"].email, "password": PASSWORD,
+                    })
+                    assert response.status_code == 200, response.text
+                    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+                headers, streamer = await token(), await token()
+                stuck = [asyncio.create_task(http.get(f"{base}/hung/series", headers=headers))
+                         for _ in range(hanging)]
+                await silent.connections.reach(1)  # the historian is now holding threads
+                timings: dict[str, float] = {}
+                started = time.monotonic()
+                await token()
+                timings["login"] = time.monotonic() - started
+                started = time.monotonic()
+                healthy_read = await http.get(f"{base}/healthy/series", headers=headers)
+                timings["other source"] = time.monotonic() - started
+                assert healthy_read.status_code == 200
+                async with http.stream("GET", f"{base}/healthy/stream",
+                                       headers=streamer) as stream:
+                    lines = stream.aiter_lines()
+                    while not (await anext(lines)).startswith("event: point"):
+                        pass
+                    started = time.monotonic()
+                    revoked = await http.post("/api/auth/revoke", headers=streamer)
+                    assert revoked.status_code == 200
+                    async for line in lines:
+                        if line == "event: close":
+                            break
+                    timings["revocation"] = time.monotonic() - started
+                statuses = {response.status_code for response in await asyncio.gather(*stuck)}
+                assert statuses == {503}
+                return timings
+
+        with served(app) as base_url:
+            timings = asyncio.run(scenario(base_url))
+        # Its pool's few threads took turns; reads that gave up in the queue never connected.
+        assert silent.accepted() < hanging
+    interval = app.state.settings.stream_interval_seconds
+    assert timings["login"] < 1.0 and timings["other source"] < 1.0, timings
+    assert timings["revocation"] < 2 * interval + 0.5, timings

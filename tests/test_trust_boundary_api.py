@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import TEST_SECRET_KEY, TenantWorld, bearer_headers, test_settings
+from tests.connectors.net_peers import TCPPeer, tcp_peer
 from tests.peers import (
     add_integration,
     add_mapping,
@@ -40,41 +39,11 @@ from webapp.main import create_app
 SETTING = "OPTRIA_CONNECTOR_ALLOW"
 
 
-class Listener:
-    """A TCP listener on loopback that records every connection it accepts (the attacker)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted: list[bytes] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.sock.accept()
-            except OSError:
-                return
-            with connection:
-                connection.settimeout(0.5)
-                try:
-                    self.accepted.append(connection.recv(4096))
-                except OSError:
-                    self.accepted.append(b"")
-
-    def close(self) -> None:
-        self.sock.close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def attacker() -> Iterator[Listener]:
-    listener = Listener()
-    yield listener
-    listener.close()
+def attacker() -> Iterator[TCPPeer]:
+    """The attacker's host: a loopback listener counting every connection it receives."""
+    with tcp_peer() as peer:
+        yield peer
 
 
 def production_app(database_url: str, **overrides: Any) -> FastAPI:
@@ -93,7 +62,7 @@ def admin(client: TestClient, world: TenantWorld) -> dict[str, str]:
     return bearer_headers(client, world.admin.email)
 
 
-def refused_configs(attacker: Listener, database_url: str, tmp_path: Path) -> list[tuple]:
+def refused_configs(attacker: TCPPeer, database_url: str, tmp_path: Path) -> list[tuple]:
     cases: list[tuple[str, str, dict[str, Any]]] = [
         ("loopback", "pi", pi_config(f"http://127.0.0.1:{attacker.port}/piwebapi")),
         ("name of loopback", "pi", pi_config(f"http://localhost:{attacker.port}/piwebapi")),
@@ -118,7 +87,7 @@ def refused_configs(attacker: Listener, database_url: str, tmp_path: Path) -> li
 
 
 def test_refused_destinations_cannot_be_saved(
-    prod: TestClient, tenant_a: TenantWorld, attacker: Listener, owner_engine: Engine,
+    prod: TestClient, tenant_a: TenantWorld, attacker: TCPPeer, owner_engine: Engine,
     database_url: str, tmp_path: Path,
 ) -> None:
     headers = admin(prod, tenant_a)
@@ -132,13 +101,13 @@ def test_refused_destinations_cannot_be_saved(
         assert error["loc"] == ["body", "config"]
         assert SETTING in error["msg"] or "demo mode" in error["msg"], (case, error)
     assert integration_rows(owner_engine) == []
-    assert attacker.accepted == []
+    assert attacker.accepted() == 0
     assert not (tmp_path / "evil").exists(), "no file was created"
 
 
 def test_refused_destinations_cannot_be_patched_in_or_tested(
     prod: TestClient, tenant_a: TenantWorld, session_factory: sessionmaker[Session],
-    attacker: Listener, owner_engine: Engine, database_url: str, tmp_path: Path,
+    attacker: TCPPeer, owner_engine: Engine, database_url: str, tmp_path: Path,
 ) -> None:
     headers = admin(prod, tenant_a)
     created = prod.post(
@@ -170,12 +139,12 @@ def test_refused_destinations_cannot_be_patched_in_or_tested(
             headers=headers,
         )
         assert renamed.status_code == 200, (case, renamed.text)
-    assert attacker.accepted == []
+    assert attacker.accepted() == 0
 
 
 def test_reading_a_refused_integrations_data_is_a_503_and_reaches_nothing(
     prod: TestClient, tenant_a: TenantWorld, session_factory: sessionmaker[Session],
-    attacker: Listener, owner_engine: Engine,
+    attacker: TCPPeer, owner_engine: Engine,
 ) -> None:
     """A row stored before the policy: the connector refuses at connect time."""
     integration_id = add_integration(
@@ -192,7 +161,7 @@ def test_reading_a_refused_integrations_data_is_a_503_and_reaches_nothing(
     )
     assert response.status_code == 503
     assert SETTING in response.json()["detail"]
-    assert attacker.accepted == []
+    assert attacker.accepted() == 0
     assert [e["source_type"] for e in events(owner_engine, tenant_id=tenant_a.tenant.id,
                                                category="CONNECTOR")] == ["CONNECTOR"]
 
@@ -277,7 +246,7 @@ def test_sql_urls_with_sslmode_and_connect_timeout_are_accepted(
 
 
 def test_a_stored_password_never_follows_a_changed_destination(
-    client: TestClient, tenant_a: TenantWorld, attacker: Listener, owner_engine: Engine
+    client: TestClient, tenant_a: TenantWorld, attacker: TCPPeer, owner_engine: Engine
 ) -> None:
     """The steal: PATCH base_url to one's own host echoing "***", then press "test". In demo
     mode loopback is reachable, so only the stored-secret rule stands in the way."""
@@ -307,7 +276,7 @@ def test_a_stored_password_never_follows_a_changed_destination(
         assert integration_rows(owner_engine) == before
         tested = client.post(f"/api/integrations/{pi_id}/test", headers=headers)
         assert tested.json()["ok"] is True, "still the real PI, with its password"
-    assert attacker.accepted == []
+    assert attacker.accepted() == 0
 
     # With the password typed again, moving is the admin's right.
     response = client.patch(

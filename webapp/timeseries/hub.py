@@ -10,7 +10,10 @@
   its write finished in a task of its own and catches up from the buffer; it never holds up
   the others.
 - Chart windows are advanced once per tick per (mapping, range), not once per viewer.
-- One query per tick checks every streamed session or token for revocation.
+- One query per tick checks every streamed session or token: revoked or expired credentials,
+  deactivated users and tenants end their streams; a check that fails twice ends them all (the
+  clients reconnect and authenticate again). Open browser streams keep their session from
+  idling out.
 - Viewers never hold a database session: the hub opens its own, briefly, for that one query.
 
 Readings are kept raw (unscaled); each viewer's signal applies its own scaling.
