@@ -685,20 +685,21 @@ def test_the_cli_counts_the_events_it_checked(
         record(session_factory, tenant_a, label)
     record(session_factory, tenant_b, "b0")
 
-    count_a = len(chain_of(owner_engine, tenant_a))
-    count_b = len(chain_of(owner_engine, tenant_b))
+    chain_a, chain_b = chain_of(owner_engine, tenant_a), chain_of(owner_engine, tenant_b)
+    count_a, count_b = len(chain_a), len(chain_b)
+    head_a, head_b = chain_a[-1]["hash"], chain_b[-1]["hash"]
 
     status, lines, _ = run_verify(database_url, monkeypatch, capsys)
     assert status == 0
     assert lines == [
-        f"tenant TENANT_A: intact, events checked: {count_a}",
-        f"tenant TENANT_B: intact, events checked: {count_b}",
+        f"tenant TENANT_A: intact, events checked: {count_a}, head {head_a}",
+        f"tenant TENANT_B: intact, events checked: {count_b}, head {head_b}",
         f"tenants checked: 2, events checked: {count_a + count_b}, broken chains: 0",
     ]
     status, lines, _ = run_verify(database_url, monkeypatch, capsys, "--tenant", "TENANT_B")
     assert status == 0
     assert lines == [
-        f"tenant TENANT_B: intact, events checked: {count_b}",
+        f"tenant TENANT_B: intact, events checked: {count_b}, head {head_b}",
         f"tenants checked: 1, events checked: {count_b}, broken chains: 0",
     ]
 

@@ -140,7 +140,9 @@ def verify_blackbox_command(settings: Settings, tenant_code: str | None) -> int:
             result = verify_chain(session)
             checked += result.events_checked
             state = "intact" if result.ok else "BROKEN"
-            print(f"tenant {tenant.code}: {state}, events checked: {result.events_checked}")
+            # The head hash is what to keep outside the database: it also proves the tail.
+            head = f", head {result.head_hash}" if result.head_hash else ""
+            print(f"tenant {tenant.code}: {state}, events checked: {result.events_checked}{head}")
             if not result.ok:
                 broken += 1
                 print(f"first bad event: {result.first_bad_id}")
