@@ -12,19 +12,22 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, inspect, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 # Cheap argon2 for the suite (hashes carry their own parameters, so verification stays real).
 os.environ.setdefault("OPTRIA_ARGON2_TIME_COST", "1")
 os.environ.setdefault("OPTRIA_ARGON2_MEMORY_COST_KIB", "64")
 
+from alembic import command
 from webapp.assets.models import Asset
 from webapp.cli import migrate
-from webapp.config import Settings
+from webapp.config import PROJECT_ROOT, Settings
 from webapp.db import create_db_engine, tenant_session
 from webapp.main import create_app
 from webapp.models import Base
@@ -95,6 +98,28 @@ def migrated_database(backend: str, tmp_path_factory: pytest.TempPathFactory) ->
         return
     with temporary_postgres_database(postgres_server_url()) as url:
         migrate(test_settings(url))
+        yield url
+
+
+def alembic_upgrade(target: str | Connection, revision: str) -> None:
+    """`alembic upgrade <revision>` on a database URL (its own owner engine) or a connection."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["configure_logger"] = False
+    config.attributes["database_url" if isinstance(target, str) else "connection"] = target
+    command.upgrade(config, revision)
+
+
+@contextmanager
+def database_at(revision: str, backend: str, directory: Path) -> Iterator[str]:
+    """A new database of `backend` migrated up to `revision` only (migration tests arrange
+    rows in an older schema); PostgreSQL's is dropped after."""
+    if backend == "sqlite":
+        url = f"sqlite:///{directory / f'at_{revision}.db'}"
+        alembic_upgrade(url, revision)
+        yield url
+        return
+    with temporary_postgres_database(postgres_server_url()) as url:
+        alembic_upgrade(url, revision)
         yield url
 
 

@@ -23,18 +23,16 @@ from zoneinfo import ZoneInfo
 import psycopg2.errors
 import pytest
 import sqlalchemy as sa
-from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alembic import command
 from tests.conftest import (
     TenantWorld,
+    alembic_upgrade,
     bearer_headers,
-    postgres_server_url,
-    temporary_postgres_database,
+    database_at,
     test_settings,
 )
 from tests.peers import add_integration, add_mapping, events
@@ -42,7 +40,7 @@ from webapp.blackbox.chain import canonical_event, event_hash, verify
 from webapp.blackbox.models import BlackBoxEvent, BlackBoxIncident
 from webapp.blackbox.service import record_event, verify_chain
 from webapp.cli import main, migrate
-from webapp.config import PROJECT_ROOT, get_settings
+from webapp.config import get_settings
 from webapp.db import (
     JSONDocument,
     UTCDateTime,
@@ -795,23 +793,9 @@ INCIDENT_0001 = sa.table(
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
 
-def upgrade(target: str | sa.Connection, revision: str) -> None:
-    """`alembic upgrade` on a database URL (its own owner engine) or on a given connection."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.attributes["configure_logger"] = False
-    config.attributes["database_url" if isinstance(target, str) else "connection"] = target
-    command.upgrade(config, revision)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_at_0001(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'at_0001.db'}"
-        upgrade(url, "0001")
-        yield url
-        return
-    with temporary_postgres_database(postgres_server_url()) as url:
-        upgrade(url, "0001")
+    with database_at("0001", request.param, tmp_path) as url:
         yield url
 
 
@@ -887,7 +871,7 @@ def test_migration_0002_chains_the_events_already_there(database_at_0001: str) -
         incidents_before = owner_rows(owner, INCIDENT_0001)
 
         with migrating_as_table_owner(database_at_0001) as connection:
-            upgrade(connection, "0002")
+            alembic_upgrade(connection, "0002")
             connection.commit()
 
         for code, ids in event_ids.items():

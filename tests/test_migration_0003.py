@@ -14,13 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from tests.conftest import (
-    TEST_SECRET_KEY,
-    postgres_server_url,
-    temporary_postgres_database,
-    test_settings,
-)
-from tests.test_blackbox_chain import upgrade
+from tests.conftest import TEST_SECRET_KEY, database_at, test_settings
 from webapp.cli import migrate
 from webapp.db import create_db_engine
 from webapp.integrations.secrets import SecretVault
@@ -36,13 +30,7 @@ SQL_CONFIG = {"url": "postgresql://reader:plain-sql-pw@db.example.com/h", "table
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_at_0002(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'at_0002.db'}"
-        upgrade(url, "0002")
-        yield url
-        return
-    with temporary_postgres_database(postgres_server_url()) as url:
-        upgrade(url, "0002")
+    with database_at("0002", request.param, tmp_path) as url:
         yield url
 
 
