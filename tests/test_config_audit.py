@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import TenantWorld, bearer_headers
+from tests.conftest import TenantWorld, bearer_headers, browser_login
 from tests.peers import events
 from webapp.cli import main
 from webapp.config import Settings, get_settings
@@ -164,3 +165,19 @@ def test_the_seed_and_the_cli_act_as_nobody(
     assert {"USER_CREATED", "ASSET_CREATED", "INTEGRATION_CREATED", "MAPPING_CREATED"} <= kinds
     assert {event["payload"]["user_id"] for event in recorded} == {None}
     assert recorded[-1]["payload"]["changes"]["email"] == [None, "ops@aramco.example"]
+
+
+def test_the_blackbox_screen_shows_configuration_changes_in_the_viewers_language(
+    client: TestClient, tenant_a: TenantWorld
+) -> None:
+    headers = bearer_headers(client, tenant_a.admin.email)
+    created = client.post("/api/integrations", json={"type": "pi", "name": "PI", "config": PI},
+                          headers=headers).json()
+    browser_login(client, tenant_a.admin.email)
+    for lang, words in (("en", "Integration created"), ("ar", "تم إنشاء تكامل")):
+        page = client.get(f"/blackbox?category=CONFIG&lang={lang}", headers={"HX-Request": "true"})
+        rows = BeautifulSoup(page.text, "html.parser").select("[data-role=event-row]")
+        assert {row["data-category"] for row in rows} == {"CONFIG"}
+        texts = [row.get_text(" ", strip=True) for row in rows]
+        (shown,) = [text for text in texts if f"#{created['id']}" in text and words in text]
+        assert "config.password" in shown and "first-pw" not in page.text

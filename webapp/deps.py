@@ -38,6 +38,8 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+# Closed before the response is sent, so long responses (streams) never hold a connection.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def get_sources(request: Request) -> SourceAccess:
@@ -46,8 +48,6 @@ def get_sources(request: Request) -> SourceAccess:
 
 # How this deployment reaches historians: timeout, egress policy, secret vault.
 SourcesDep = Annotated[SourceAccess, Depends(get_sources)]
-# Closed before the response is sent, so long responses (streams) never hold a connection.
-SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 AssetId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="Asset id")]
 OptionalAssetIdQuery = Annotated[int | None, Query(ge=1, le=MAX_DB_ID)]

@@ -196,10 +196,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session_cookie="optria_session",
         max_age=settings.session_max_age_seconds,
         same_site="lax",
-        # Secure outside demo mode; the demo runs on plain http://127.0.0.1.
+        # Secure cookie and HSTS outside demo mode; the demo runs on plain http://127.0.0.1.
         https_only=not settings.demo_mode,
     )
-    # Outside demo mode (the demo runs on plain http://127.0.0.1).
     app.add_middleware(SecurityHeadersMiddleware, hsts=not settings.demo_mode)
     app.add_middleware(ServerSendMiddleware)  # outermost: see its docstring
 

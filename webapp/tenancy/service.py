@@ -105,9 +105,9 @@ def create_user(
     )
     session.add(user)
     try:
-        with session.begin_nested():
-            session.flush()
+        session.flush()
     except IntegrityError:
+        session.rollback()
         raise DuplicateEmail(f"a user with email {user.email} already exists") from None
     record_config_change(
         session, tenant_id=tenant.id, actor_id=actor_id, obj=AuditedObject.user,
