@@ -202,7 +202,7 @@ def make_tenant_world(
                 session, tenant=tenant, email=f"{role.value}@{slug}.example", password=PASSWORD,
                 role=role,
             )
-            for role in (Role.viewer, Role.engineer, Role.tenant_admin)
+            for role in (Role.viewer, Role.operator, Role.engineer, Role.tenant_admin)
         }
         assets = [
             Asset(code=asset_code, name=f"{asset_code} of {code}", asset_type="centrifugal_pump",

@@ -24,6 +24,7 @@ DEMO_PASSWORD = "plant-demo-Pa55"
 DEMO_USERS = {
     "demo@aramco.com": "tenant_admin",
     "engineer@aramco.com": "engineer",
+    "operator@aramco.com": "operator",
     "viewer@aramco.com": "viewer",
 }
 

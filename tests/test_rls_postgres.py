@@ -129,17 +129,18 @@ def test_the_app_role_may_use_every_app_table(pg_url: str, owner_engine: Engine)
     # A future migration that forgets its GRANTs would otherwise only fail in production.
     # (has_table_privilege with a list is true if ANY is held: ask one privilege at a time.)
     # The BlackBox is append-only for the app (DESIGN.md §16; test_blackbox_chain proves the
-    # edits are refused).
-    append_only = {"blackbox_event", "blackbox_incident"}
+    # edits are refused), but for the alarm lifecycle's incident columns (test_alarms); alarm
+    # limits are never deleted (§14).
+    granted = {
+        "blackbox_event": ("SELECT", "INSERT"),
+        "blackbox_incident": ("SELECT", "INSERT"),
+        "alarm_limit": ("SELECT", "INSERT", "UPDATE"),
+    }
     tables = sorted(Base.metadata.tables)
     needed = [
         (f'public."{table}"', privilege, "has_table_privilege")
         for table in tables
-        for privilege in (
-            ("SELECT", "INSERT")
-            if table in append_only
-            else ("SELECT", "INSERT", "UPDATE", "DELETE")
-        )
+        for privilege in granted.get(table, ("SELECT", "INSERT", "UPDATE", "DELETE"))
     ] + [(f'public."{table}_id_seq"', "USAGE", "has_sequence_privilege") for table in tables]
     with owner_engine.connect() as connection:
         missing = [

@@ -214,7 +214,7 @@ def _main(argv: list[str] | None = None) -> int:
         print(
             f"\nOPTRIA IQ demo on http://{settings.host}:{settings.port}/\n"
             f"  log in as demo@aramco.com / {settings.demo_password} (tenant admin)\n"
-            f"  also engineer@aramco.com and viewer@aramco.com, same password\n"
+            f"  also engineer@, operator@ and viewer@aramco.com, same password\n"
         )
         serve(settings)
     elif args.command == "create-tenant":

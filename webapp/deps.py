@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -13,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from webapp.config import Settings
 from webapp.integrations.service import SourceAccess
-from webapp.security import csrf_token_for, csrf_token_matches
+from webapp.security import csrf_token_for, csrf_token_matches, token_digest
 from webapp.templating import SUPPORTED_LOCALES, is_htmx
 from webapp.tenancy.models import ROLE_RANK, Role, User
 from webapp.tenancy.service import set_locale, user_for_api_token, user_for_session
+from webapp.timeseries.hub import TooManyStreams
 from webapp.types import MAX_DB_ID
 
 T = TypeVar("T")
@@ -129,6 +131,27 @@ def _call_and_release(db: Session, work: Callable[..., T], *args: Any) -> T:
     return result
 
 
+def credential_digest(request: Request) -> str:
+    """What the live streams re-check every tick: the session or bearer token of the request."""
+    token = bearer_token(request)
+    return token_digest(token if token is not None else request.state.session_id)
+
+
+@contextmanager
+def stream_slot(request: Request, user: User, settings: Settings) -> Iterator[Callable[[], None]]:
+    """One of the user's open streams (429 past OPTRIA_STREAMS_PER_USER), taken before any
+    read so a refused stream writes no event; released if the stream never starts."""
+    try:
+        release = request.app.state.hub.reserve_stream(user.id, settings.streams_per_user)
+    except TooManyStreams as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from None
+    try:
+        yield release
+    except BaseException:
+        release()
+        raise
+
+
 def require_role(minimum: Role) -> Callable[[User], User]:
     def check_role(user: CurrentUser) -> User:
         if ROLE_RANK[Role(user.role)] < ROLE_RANK[minimum]:
@@ -140,6 +163,7 @@ def require_role(minimum: Role) -> Callable[[User], User]:
     return check_role
 
 
+OperatorUser = Annotated[User, Depends(require_role(Role.operator))]
 EngineerUser = Annotated[User, Depends(require_role(Role.engineer))]
 AdminUser = Annotated[User, Depends(require_role(Role.tenant_admin))]
 
@@ -174,6 +198,7 @@ __all__ = [
     "CurrentUser",
     "EngineerUser",
     "NotAuthenticated",
+    "OperatorUser",
     "SessionDep",
     "SettingsDep",
     "SourcesDep",

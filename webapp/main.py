@@ -19,6 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp import health
+from webapp.alarms import views as alarm_views
 from webapp.assets import views as asset_views
 from webapp.blackbox import views as blackbox_views
 from webapp.config import PROJECT_ROOT, Settings, get_settings
@@ -28,6 +29,7 @@ from webapp.demo.seed import demo_tenant, seed_demo_signal_mappings
 from webapp.deps import NotAuthenticated, verify_csrf, wants_json
 from webapp.integrations import views as integration_views
 from webapp.integrations.service import SourceAccess
+from webapp.scanner import Leadership, Scanner
 from webapp.templating import is_htmx, render_page
 from webapp.tenancy import views as tenancy_views
 from webapp.timeseries.hub import LiveHub, ServerSendMiddleware
@@ -172,7 +174,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sources=app.state.sources,
             session_factory=app.state.session_factory,
         )
+        app.state.scanner = Scanner(
+            session_factory=app.state.session_factory,
+            hub=app.state.hub,
+            interval=settings.alarm_scan_seconds or settings.stream_interval_seconds,
+            leadership=Leadership(app.state.engine),
+        )
+        app.state.scanner.start()
         yield
+        await app.state.scanner.aclose()
         await app.state.hub.aclose()
         await close_all_connectors()
         app.state.engine.dispose()
@@ -214,6 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(asset_views.router, dependencies=csrf)
     app.include_router(blackbox_views.router, dependencies=csrf)
     app.include_router(integration_views.router, dependencies=csrf)
+    app.include_router(alarm_views.router, dependencies=csrf)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.db import Base, TenantMixin, same_tenant, tenant_parent_key, utcnow
@@ -37,11 +37,24 @@ class BlackBoxEvent(TenantMixin, Base):
 
 
 class BlackBoxIncident(TenantMixin, Base):
+    """An incident; an alarm occurrence (DESIGN.md §14) is one whose alarm_limit_id is set."""
+
     __tablename__ = "blackbox_incident"
     __table_args__ = (
         same_tenant("blackbox_incident", "asset_id", "asset"),
         same_tenant("blackbox_incident", "first_event_id", "blackbox_event"),
         same_tenant("blackbox_incident", "last_event_id", "blackbox_event"),
+        same_tenant("blackbox_incident", "alarm_limit_id", "alarm_limit"),
+        same_tenant("blackbox_incident", "acknowledged_by", "user"),
+        # At most one occurrence of a limit that is not closed: two scanners (a failover)
+        # or a restart can never open a second one.
+        Index(
+            "uq_blackbox_incident_open_alarm",
+            "alarm_limit_id",
+            unique=True,
+            postgresql_where=text("closed_at IS NULL AND alarm_limit_id IS NOT NULL"),
+            sqlite_where=text("closed_at IS NULL AND alarm_limit_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,3 +68,9 @@ class BlackBoxIncident(TenantMixin, Base):
     first_event_id: Mapped[int | None] = mapped_column(ForeignKey("blackbox_event.id"))
     last_event_id: Mapped[int | None] = mapped_column(ForeignKey("blackbox_event.id"))
     event_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Alarm occurrences (§14): NULL on other incidents.
+    alarm_limit_id: Mapped[int | None] = mapped_column(ForeignKey("alarm_limit.id"), index=True)
+    priority: Mapped[str | None] = mapped_column(String(8))
+    trigger_value: Mapped[float | None] = mapped_column(Float)
+    cleared_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("user.id"))

@@ -31,6 +31,7 @@ DEMO_TIMEZONE = "Asia/Riyadh"
 DEMO_USERS = (
     ("demo@aramco.com", Role.tenant_admin),
     ("engineer@aramco.com", Role.engineer),
+    ("operator@aramco.com", Role.operator),
     ("viewer@aramco.com", Role.viewer),
 )
 # (code, name, asset_type, criticality, location)

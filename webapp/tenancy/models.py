@@ -10,13 +10,20 @@ from webapp.db import Base, TenantMixin, same_tenant, tenant_parent_key, utcnow
 
 
 class Role(enum.StrEnum):
+    """viewer reads; operator also acknowledges and shelves alarms; engineer also edits assets,
+    mappings and alarm limits; tenant_admin also manages integrations and users."""
+
     viewer = "viewer"
+    operator = "operator"
     engineer = "engineer"
     tenant_admin = "tenant_admin"
     platform_admin = "platform_admin"
 
 
-ROLE_RANK = {Role.viewer: 1, Role.engineer: 2, Role.tenant_admin: 3, Role.platform_admin: 4}
+ROLE_RANK = {
+    Role.viewer: 1, Role.operator: 2, Role.engineer: 3, Role.tenant_admin: 4,
+    Role.platform_admin: 5,
+}
 
 
 class Tenant(Base):

@@ -9,7 +9,7 @@ from webapp.integrations.schemas import reject_explicit_nulls
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 MIN_PASSWORD_LENGTH = 8
 # What a tenant admin may grant; platform_admin is not a tenant's to give.
-AssignableRole = Literal["viewer", "engineer", "tenant_admin"]
+AssignableRole = Literal["viewer", "operator", "engineer", "tenant_admin"]
 
 
 class TokenResponse(BaseModel):

@@ -580,7 +580,7 @@ class LiveHub:
             if not digests:
                 continue
             try:
-                live = await asyncio.to_thread(self._live_digests, digests)
+                live = await asyncio.to_thread(self.live_credentials, digests)
             except Exception:  # one database hiccup is forgiven; two end the streams
                 logger.exception("the streams' credential check failed")
                 failed_checks += 1
@@ -615,7 +615,7 @@ class LiveHub:
             ):
                 viewer.end(revoked=False)
 
-    def _live_digests(self, digests: set[str]) -> set[str]:
+    def live_credentials(self, digests: set[str]) -> set[str]:
         """Which of these session and token digests still authenticate: one query for all.
         A live stream is activity: its browser session's idle clock is refreshed."""
         assert self.session_factory is not None

@@ -119,7 +119,7 @@ class SourceUnavailable(Exception):
 # --- lookups (short database work) -----------------------------------------------------------
 
 
-def _signal(mapping: ExternalSignalMapping, integration: TenantIntegration) -> Signal:
+def signal_of(mapping: ExternalSignalMapping, integration: TenantIntegration) -> Signal:
     return Signal(
         tenant_id=mapping.tenant_id,
         asset_id=mapping.asset_id,
@@ -138,19 +138,19 @@ def _signal(mapping: ExternalSignalMapping, integration: TenantIntegration) -> S
 def find_signal(session: Session, asset_id: int, metric: str) -> Signal | None:
     """The active mapping of an asset's metric on an active integration, in the bound tenant."""
     rows = active_mappings_for_asset(session, asset_id, metric=metric)
-    return _signal(*rows[0]) if rows else None
+    return signal_of(*rows[0]) if rows else None
 
 
 def asset_signals(session: Session, asset_id: int) -> list[Signal]:
     """Every chartable signal of an asset, in mapping-id order ("first metric" in the UI)."""
-    return [_signal(m, i) for m, i in active_mappings_for_asset(session, asset_id)]
+    return [signal_of(m, i) for m, i in active_mappings_for_asset(session, asset_id)]
 
 
 def signals_by_asset(session: Session) -> dict[int, list[Signal]]:
     """asset_signals for every asset of the tenant, in one query (the card grid)."""
     grouped: dict[int, list[Signal]] = {}
     for mapping, integration in active_mappings_for_asset(session, None):
-        grouped.setdefault(mapping.asset_id, []).append(_signal(mapping, integration))
+        grouped.setdefault(mapping.asset_id, []).append(signal_of(mapping, integration))
     return grouped
 
 

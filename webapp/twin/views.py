@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -19,7 +18,6 @@ from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetList
 from webapp.assets.views import asset_or_404
-from webapp.config import Settings
 from webapp.connectors.base import Series
 from webapp.db import as_utc, utcnow
 from webapp.deps import (
@@ -28,15 +26,16 @@ from webapp.deps import (
     SessionDep,
     SettingsDep,
     SourcesDep,
-    bearer_token,
+    credential_digest,
     db_call,
+    stream_slot,
 )
 from webapp.integrations.service import SourceAccess
-from webapp.security import token_digest
+from webapp.sse import SlotEventSourceResponse
 from webapp.templating import is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
 from webapp.timeseries import service as series_service
-from webapp.timeseries.hub import SERVER_SEND, LiveHub, TooManyStreams, ns_to_event_id
+from webapp.timeseries.hub import SERVER_SEND, LiveHub, ns_to_event_id
 from webapp.timeseries.schemas import MetricDetail, MetricList, SeriesOut, point_dicts
 from webapp.timeseries.service import SeriesMode, SeriesRead, Signal, SourceUnavailable
 from webapp.twin.presenters import (
@@ -52,7 +51,7 @@ from webapp.types import UTCDatetime
 router = APIRouter()
 
 
-class LiveEventSourceResponse(EventSourceResponse):
+class LiveEventSourceResponse(SlotEventSourceResponse):
     """An SSE response whose events the live hub writes straight to the connection.
 
     sse-starlette still runs the response (headers, heartbeats, noticing the client leave or
@@ -63,17 +62,13 @@ class LiveEventSourceResponse(EventSourceResponse):
     def __init__(
         self, serve: Callable[[Send], Awaitable[bool]], *, release: Callable[[], None]
     ) -> None:
-        super().__init__(self._events(), ping=HEARTBEAT_SECONDS)
+        super().__init__(self._events(), release=release)
         self._serve = serve
         self._send: Send | None = None
-        self._release = release  # the user's stream slot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = scope.get(SERVER_SEND, send)
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()
+        await super().__call__(scope, receive, send)
 
     async def _events(self) -> AsyncIterator[ServerSentEvent]:
         assert self._send is not None  # first asked for right after the headers were sent
@@ -81,7 +76,6 @@ class LiveEventSourceResponse(EventSourceResponse):
             yield ServerSentEvent(data="session ended", event="close")
 
 
-HEARTBEAT_SECONDS = 15
 CARD_READ_BUDGET_SECONDS = 1.5
 FromTime = Annotated[UTCDatetime | None, Query(description="ISO 8601; naive means UTC")]
 ToTime = Annotated[UTCDatetime | None, Query(description="ISO 8601; default and max: now")]
@@ -315,12 +309,6 @@ async def metric_view(
 # --- live streams --------------------------------------------------------------------------
 
 
-def _credential_digest(request: Request) -> str:
-    """What the hub re-checks every tick: the session or bearer token behind this stream."""
-    token = bearer_token(request)
-    return token_digest(token if token is not None else request.state.session_id)
-
-
 def _last_event_time(request: Request) -> datetime | None:
     """Where a reconnecting client left off. An id we never issued — unparsable, in the
     future (it would hold back every new reading) or older than the longest window (it would
@@ -334,21 +322,6 @@ def _last_event_time(request: Request) -> datetime | None:
         return None
     now = utcnow()
     return moment if now - series_service.MAX_WINDOW <= moment <= now else None
-
-
-@contextmanager
-def _stream_slot(request: Request, user: User, settings: Settings) -> Iterator[Callable[[], None]]:
-    """One of the user's open streams (429 past OPTRIA_STREAMS_PER_USER), taken before any
-    read so a refused stream writes no event; released if the stream never starts."""
-    try:
-        release = _hub(request).reserve_stream(user.id, settings.streams_per_user)
-    except TooManyStreams as exc:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from None
-    try:
-        yield release
-    except BaseException:
-        release()
-        raise
 
 
 async def _ensure_chart(
@@ -378,13 +351,13 @@ async def metric_fragment_stream(
 ) -> EventSourceResponse:
     """SSE `latest` and `chart` fragments, rendered once per tick per (mapping, range, locale)."""
     hub = _hub(request)
-    with _stream_slot(request, user, settings) as release:
+    with stream_slot(request, user, settings) as release:
         signal = await db_call(db, _signal_or_404, asset_id, metric_name)
         await _ensure_chart(hub, db, user, signal, chart_range, sources)
         # Everything the stream needs is copied now: no database session while it streams.
         locale, timezone = request.state.locale, user.tenant.timezone
         chart_key = (signal.mapping_id, chart_range.value)
-        digest, after = _credential_digest(request), _last_event_time(request)
+        digest, after = credential_digest(request), _last_event_time(request)
 
         def render(_batch: Series) -> bytes:
             """Both SSE events for the shared chart, rendered once per tick per locale."""
@@ -431,7 +404,7 @@ async def metric_point_stream(
 ) -> EventSourceResponse:
     """`event: point` per new reading, `id:` its timestamp; honours Last-Event-ID."""
     hub = _hub(request)
-    with _stream_slot(request, user, settings) as release:
+    with stream_slot(request, user, settings) as release:
         signal = await db_call(db, _signal_or_404, asset_id, metric_name)
         latest = await hub.latest(signal)
         if latest is None:
@@ -439,7 +412,7 @@ async def metric_point_stream(
             await db_call(db, _record_failure, user, failure)
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure))
         await db_call(db, _record_read, user, series_service.stream_opened(signal, *latest))
-        digest, after = _credential_digest(request), _last_event_time(request)
+        digest, after = credential_digest(request), _last_event_time(request)
 
         def encode(batch: Series) -> bytes:
             return b"".join(
