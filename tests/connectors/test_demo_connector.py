@@ -107,12 +107,15 @@ def test_one_year_window_is_complete(demo: DemoConnector) -> None:
     assert np.isfinite(series.values).all()
 
 
+# C-301 is a compressor: its alarm episodes (about an hour in every 4) take vibration
+# into zones C and D (~5.6 and ~7.9 mm/s), or temperature or pressure past their hi and hihi
+# limits, so the 99th percentile of those three reaches the episodes' plateaus.
 @pytest.mark.parametrize(
     ("suffix", "low", "high"),
     [
-        ("VIB", 1.0, 7.0),
-        ("TEMP", 35.0, 95.0),
-        ("PRES", 4.0, 32.0),
+        ("VIB", 1.0, 8.5),
+        ("TEMP", 35.0, 115.0),
+        ("PRES", 4.0, 38.0),
         ("FLOW", 50.0, 500.0),
         ("POWER", 200.0, 900.0),
         ("SPEED", 2700.0, 3300.0),
@@ -130,10 +133,14 @@ def test_values_are_realistic_per_metric(
     assert np.ptp(series.values) > 0.05 * (high - low)  # it moves
 
 
-def test_vibration_has_occasional_spikes(demo: DemoConnector) -> None:
+def test_vibration_has_occasional_one_minute_spikes(demo: DemoConnector) -> None:
     values = run(demo.fetch_timeseries(TAG, T0 - timedelta(days=7), T0, 10**6)).values
-    spikes = np.count_nonzero(values > np.percentile(values, 50) + 1.5)
-    assert 0 < spikes < 0.02 * values.size
+    # A spike: > 1 mm/s above the median of its 9 minutes (episodes ramp, they do not jump).
+    local = np.median(np.lib.stride_tricks.sliding_window_view(values, 9), axis=1)
+    spikes = np.flatnonzero(values[4:-4] - local > 1.0) + 4
+    assert 0 < spikes.size < 0.02 * values.size
+    # Never two in a row, so a spike stays beyond a limit for under two minutes.
+    assert np.all(np.diff(spikes) > 1)
 
 
 def test_tags_differ_and_values_are_stable_across_processes() -> None:

@@ -9,6 +9,10 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from webapp.alarms.evaluation import Level, ordering_problem
+from webapp.alarms.models import AlarmLimit
+from webapp.alarms.schemas import LevelName, LimitCreate, PriorityName
+from webapp.alarms.service import create_limit
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetCreate
 from webapp.assets.service import create_asset, get_asset_by_code
@@ -115,6 +119,7 @@ class MappingSeedSummary:
     integration_created: bool
     created: dict[str, list[str]] = field(default_factory=dict)
     present: dict[str, list[str]] = field(default_factory=dict)
+    limits_created: int = 0
 
     @property
     def created_count(self) -> int:
@@ -217,4 +222,120 @@ def seed_demo_signal_mappings(
         create_mapping(db_session, mapping, actor_id=None)
         created.append(metric)
     db_session.commit()
+    summary.limits_created = seed_demo_alarm_limits(
+        db_session, [(asset, metric) for asset, metric, _, _ in wanted]
+    )
     return summary
+
+
+# --- alarm limits (P4) -----------------------------------------------------------------------
+
+# ISO 20816-3 zone boundaries A/B, B/C, C/D in mm/s RMS, by (machine group, foundation).
+ISO_20816_3_ZONES: dict[tuple[int, str], tuple[float, float, float]] = {
+    (1, "rigid"): (2.3, 4.5, 7.1),
+    (1, "flexible"): (3.5, 7.1, 11.0),
+    (2, "rigid"): (1.4, 2.8, 4.5),
+    (2, "flexible"): (2.3, 4.5, 7.1),
+}
+# DESIGN.md §15's defaults until assets carry machine_group and foundation (P5): group 1
+# (> 300 kW) for compressors and turbines, group 2 otherwise, on a rigid foundation.
+GROUP_1_ASSET_TYPES = frozenset({"gas_compressor", "gas_turbine"})
+DEFAULT_FOUNDATION = "rigid"
+
+# Every limit waits ON_DELAY before activating: longer than any one-minute spike of the demo
+# source stays beyond a limit (under 2 minutes), shorter than any of its episodes. It waits
+# OFF_DELAY before clearing, so a spike back into the normal band does not end an alarm.
+ON_DELAY_SECONDS = 180
+OFF_DELAY_SECONDS = 120
+PRIORITY_BY_LEVEL: dict[LevelName, PriorityName] = {
+    "hihi": "high", "hi": "medium", "lo": "medium", "lolo": "high",
+}
+LOW_TO_HIGH: tuple[LevelName, ...] = ("lolo", "lo", "hi", "hihi")
+
+# metric → (deadband, {level: threshold}), in the metric's unit. The thresholds frame the normal
+# band the demo source plays (webapp/connectors/demo.py, in the comments) with room to spare;
+# each deadband is ≥ 3 noise amplitudes of the demo signal, so noise at a limit cannot toggle
+# it. Vibration is apart: its thresholds are the asset's ISO 20816-3 boundaries.
+DEMO_LIMITS: dict[str, tuple[float, dict[LevelName, float]]] = {
+    "temperature": (2.0, {"hi": 95.0, "hihi": 105.0}),  # band 41–87 °C
+    "pressure": (1.0, {"lolo": 4.0, "lo": 6.0, "hi": 28.0, "hihi": 32.0}),  # 9–25 bar
+    "flow_rate": (15.0, {"lolo": 60.0, "lo": 100.0, "hi": 400.0}),  # 131–349 m³/h
+    "power": (25.0, {"hi": 650.0, "hihi": 750.0}),  # 260–580 kW
+    "shaft_speed": (10.0, {"lo": 2850.0, "hi": 3100.0, "hihi": 3200.0}),  # 2903–3017 rpm
+    "differential_pressure": (0.1, {"hi": 2.0, "hihi": 2.5}),  # 0.5–1.7 bar
+    "liquid_level": (3.0, {"lolo": 10.0, "lo": 20.0, "hi": 85.0, "hihi": 92.0}),  # 34–77 %
+}
+# Vibration: hi at the B/C boundary (zone C: restricted operation), hihi at C/D (zone D: damage);
+# the deadband is 10 % of the B/C boundary, ≥ 3 noise amplitudes of the demo vibration.
+VIBRATION_DEADBAND_SHARE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLimit:
+    level: LevelName
+    threshold: float
+    deadband: float
+    priority: PriorityName
+    on_delay_seconds: int = ON_DELAY_SECONDS
+    off_delay_seconds: int = OFF_DELAY_SECONDS
+
+
+def machine_group(asset_type: str) -> int:
+    return 1 if asset_type in GROUP_1_ASSET_TYPES else 2
+
+
+def demo_limits(metric: str, asset_type: str) -> tuple[DemoLimit, ...]:
+    """The seeded limits of one demo signal, lolo to hihi (none for an unknown metric)."""
+    if metric == "vibration_rms":
+        _, b_c, c_d = ISO_20816_3_ZONES[(machine_group(asset_type), DEFAULT_FOUNDATION)]
+        deadband = round(VIBRATION_DEADBAND_SHARE * b_c, 3)
+        thresholds: dict[LevelName, float] = {"hi": b_c, "hihi": c_d}
+    elif metric in DEMO_LIMITS:
+        deadband, thresholds = DEMO_LIMITS[metric]
+    else:
+        return ()
+    return tuple(
+        DemoLimit(level, thresholds[level], deadband, PRIORITY_BY_LEVEL[level])
+        for level in LOW_TO_HIGH
+        if level in thresholds
+    )
+
+
+def seed_demo_alarm_limits(db_session: Session, signals: list[tuple[Asset, str]]) -> int:
+    """Give each (asset, metric) demo signal its limits; returns how many were created.
+
+    Idempotent, and it fills gaps only: a level the signal already has (whatever an engineer
+    made of it) is left alone, and so is a missing level that would no longer fit between the
+    engineer's thresholds (lolo < lo < hi < hihi)."""
+    mappings = {
+        (mapping.asset_id, mapping.internal_metric_name): mapping.id
+        for mapping in db_session.scalars(select(ExternalSignalMapping))
+    }
+    existing: dict[int, dict[str, tuple[float, bool]]] = {}
+    for limit in db_session.scalars(select(AlarmLimit)):
+        existing.setdefault(limit.mapping_id, {})[limit.level] = (limit.threshold, limit.is_active)
+    created = 0
+    for asset, metric in signals:
+        mapping_id = mappings.get((asset.id, metric))
+        if mapping_id is None:
+            continue
+        present = existing.setdefault(mapping_id, {})
+        for spec in demo_limits(metric, asset.asset_type):
+            if spec.level in present:
+                continue
+            thresholds = {Level(level): value for level, (value, active) in present.items()
+                          if active}  # fmt: skip
+            if ordering_problem({**thresholds, Level(spec.level): spec.threshold}):
+                continue
+            create_limit(
+                db_session,
+                LimitCreate(
+                    mapping_id=mapping_id, level=spec.level, threshold=spec.threshold,
+                    deadband=spec.deadband, on_delay_seconds=spec.on_delay_seconds,
+                    off_delay_seconds=spec.off_delay_seconds, priority=spec.priority,
+                ),
+                actor_id=None,
+            )
+            present[spec.level] = (spec.threshold, True)
+            created += 1
+    return created
