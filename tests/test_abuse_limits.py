@@ -17,13 +17,14 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import PASSWORD, TenantWorld, bearer_headers, browser_login
-from tests.connectors.net_peers import tcp_peer
+from tests.connectors.conftest import fake_dns
+from tests.connectors.net_peers import STALL, FakeDNS, tcp_peer
 from tests.peers import add_integration, add_mapping, events, served
 from tests.test_live_streams import Mapped, mapped, read_events
 from webapp.db import utcnow
 from webapp.tenancy.models import LoginFailure
 
-__all__ = ["mapped"]  # the live-stream suite's fixture, used here
+__all__ = ["fake_dns", "mapped"]  # other suites' fixtures, used here
 PARALLEL_ATTEMPTS = 20
 EMAIL_LIMIT = 5  # DESIGN.md §5
 
@@ -196,3 +197,36 @@ def test_a_hung_sql_historian_delays_no_login_no_other_source_and_no_revocation(
     interval = app.state.settings.stream_interval_seconds
     assert timings["login"] < 1.0 and timings["other source"] < 1.0, timings
     assert timings["revocation"] < 2 * interval + 0.5, timings
+
+
+def test_a_slow_name_server_holds_no_thread_a_login_needs(
+    app, tenant_a: TenantWorld, fake_dns: FakeDNS  # type: ignore[no-untyped-def]
+) -> None:
+    """Saving a config resolves its host; a tenant admin's name server that never answers
+    ties up only the few threads of that check (bounded in time), never the threads that
+    serve logins and every other synchronous request."""
+    fake_dns.answers["slow.optria.test"] = [STALL]
+    body = {"type": "pi", "name": "slow", "config": {
+        "base_url": "https://slow.optria.test/piwebapi", "data_server": "S"}}
+    attempts = 45  # more than the server's worker threads (40)
+    try:
+        with served(app) as base_url, ThreadPoolExecutor(attempts) as pool:
+            token = httpx.post(f"{base_url}/api/auth/token", data={
+                "username": tenant_a.admin.email, "password": PASSWORD}).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            saves = [pool.submit(httpx.post, f"{base_url}/api/integrations", json=body,
+                                 headers=headers, timeout=30) for _ in range(attempts)]
+            deadline = time.monotonic() + 10
+            while fake_dns.stalled.count < 4:  # every resolver thread is now stuck
+                assert time.monotonic() < deadline, "no lookup ever stalled"
+                time.sleep(0.02)
+            started = time.monotonic()
+            login = httpx.post(f"{base_url}/api/auth/token", data={
+                "username": tenant_a.users["viewer"].email, "password": PASSWORD}, timeout=30)
+            login_seconds = time.monotonic() - started
+            statuses = {save.result().status_code for save in saves}
+    finally:
+        fake_dns.release.set()
+    assert login.status_code == 200
+    assert login_seconds < 1.0, login_seconds
+    assert statuses == {201}, "a name not resolved in time is not refused: connecting checks it"

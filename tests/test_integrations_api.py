@@ -301,12 +301,12 @@ def test_patch_echoing_masked_secrets_keeps_the_stored_ones(
     pi_id = create(client, admin, "pi", PI_SECRET_CONFIG)
     listed = client.get("/api/integrations", headers=admin).json()["integrations"][0]["config"]
 
-    edited = {**listed, "verify_tls": False}  # the destination stays the same
+    edited = {**listed, "fallback": "synthetic"}  # the destination and channel stay the same
     response = client.patch(f"/api/integrations/{pi_id}", json={"config": edited}, headers=admin)
 
     assert response.status_code == 200, response.text
-    assert response.json()["config"] == {**PI_MASKED, "verify_tls": False}
-    assert stored_config(owner_engine, pi_id) == {**PI_SECRET_CONFIG, "verify_tls": False}
+    assert response.json()["config"] == {**PI_MASKED, "fallback": "synthetic"}
+    assert stored_config(owner_engine, pi_id) == {**PI_SECRET_CONFIG, "fallback": "synthetic"}
 
     response = client.patch(
         f"/api/integrations/{pi_id}", json={"config": {**edited, "password": "rotated-9"}},
@@ -566,3 +566,25 @@ def test_patch_with_explicit_nulls_is_422_and_changes_nothing(
         assert response.status_code == 422, (body, response.text)
         assert next(iter(body)) in response.text
     assert integration_rows(owner_engine) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('{"type": "demo", "name": "x", "config": {"peak": 1e400}}', "not finite"),
+        ('{"type": "demo", "name": "x", "config": {"note": "a\\u0000b"}}', "NUL"),
+        ('{"type": "demo", "name": "x", "config": {"a\\u0000": 1}}', "NUL"),
+        ('{"type": "demo", "name": "x\\u0000", "config": {}}', "NUL"),
+    ],
+)
+def test_values_a_database_cannot_store_are_422_not_500(
+    client: TestClient, owner_engine: Engine, tenant_a: TenantWorld, body: str, words: str
+) -> None:
+    response = client.post(
+        "/api/integrations", content=body,
+        headers={**headers_for(client, tenant_a, "tenant_admin"),
+                 "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert words in response.text
+    assert integration_rows(owner_engine) == []

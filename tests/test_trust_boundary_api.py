@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from tests.peers import (
     pi_config,
     snapshot,
 )
+from webapp.connectors.registry import cached_integrations as connector_cache
 from webapp.integrations.secrets import SecretVault
 from webapp.main import create_app
 
@@ -371,3 +373,153 @@ def test_key_rotation_keeps_old_secrets_readable(
                                  headers=admin(client, tenant_a))
         app.state.engine.dispose()
     assert tested.json()["ok"] is True, "the old key still opens, the new one seals"
+
+
+# --- secrets the parsers could disagree about, or that were sealed elsewhere ------------------
+
+
+def test_a_sql_password_whose_end_parsers_disagree_on_is_refused_and_never_shown(
+    prod: TestClient, tenant_a: TenantWorld, owner_engine: Engine
+) -> None:
+    """SQLAlchemy reads `S3cr/et#pw` as the password; URL parsers stop at "/": it must be
+    percent-encoded, and the refusal shows none of it."""
+    for password in ("S3cr/et#pw", "a?b", "x[y"):
+        url = f"postgresql://hist:{password}@db.example.com:5432/plant"
+        body = {"type": "sql", "name": "h", "config": {"url": url, "table": "historian"}}
+        response = prod.post("/api/integrations", json=body, headers=admin(prod, tenant_a))
+        assert response.status_code == 422, (password, response.text)
+        assert "percent-encoded" in response.text and password not in response.text
+    assert integration_rows(owner_engine) == []
+    encoded = "postgresql://hist:S3cr%2Fet%23pw@db.example.com:5432/plant"
+    body = {"type": "sql", "name": "h", "config": {"url": encoded, "table": "historian"}}
+    created = prod.post("/api/integrations", json=body, headers=admin(prod, tenant_a))
+    assert created.status_code == 201, created.text
+    stored = json.dumps(integration_rows(owner_engine)[0]["config"])
+    assert "S3cr" not in created.text and "S3cr" not in stored
+
+
+def test_an_unparsable_or_ambiguous_url_anywhere_in_a_config_is_a_secret_as_a_whole(
+    client: TestClient, tenant_a: TenantWorld, owner_engine: Engine
+) -> None:
+    config = {"mirror": "postgresql://u:p/a?s#s@h/db", "other": "http://u:pw[@h/"}
+    created = client.post("/api/integrations",
+                          json={"type": "demo", "name": "d", "config": config},
+                          headers=admin(client, tenant_a))
+    assert created.status_code == 201, created.text
+    assert created.json()["config"] == {"mirror": "***", "other": "***"}
+    stored = json.dumps(integration_rows(owner_engine)[0]["config"])
+    assert "p/a?s#s" not in stored and "pw[" not in stored
+    assert SecretVault([TEST_SECRET_KEY]).reveal(integration_rows(owner_engine)[0]["config"]) \
+        == config
+
+
+def test_a_sealed_value_from_a_client_is_refused(
+    client: TestClient, tenant_a: TenantWorld, tenant_b: TenantWorld,
+    session_factory: sessionmaker[Session], attacker: TCPPeer,
+) -> None:
+    """Another tenant's sealed password, read from a backup, must not be opened for whoever
+    sends it back: the server only ever opens what it sealed into that same row."""
+    b_config = SecretVault([TEST_SECRET_KEY]).seal(pi_config("https://pi.b.example/piwebapi"))
+    sealed = b_config["password"]
+    headers = admin(client, tenant_a)
+    for config in (
+        pi_config(f"http://127.0.0.1:{attacker.port}/piwebapi", password=sealed),
+        {"url": f"postgresql://eve:{sealed}@127.0.0.1:{attacker.port}/x", "table": "t"},
+    ):
+        kind = "pi" if "base_url" in config else "sql"
+        response = client.post("/api/integrations",
+                               json={"type": kind, "name": "x", "config": config},
+                               headers=headers)
+        assert response.status_code == 422, response.text
+        assert "sealed value" in response.text
+    assert attacker.accepted() == 0
+
+
+@pytest.mark.parametrize(
+    ("integration_type", "config", "moved"),
+    [
+        ("pi", pi_config("https://pi.example.com/piwebapi", verify_tls=True),
+         {"verify_tls": False}),
+        ("sql", {"url": "postgresql://u:pw@db.example.com/h?sslmode=verify-full", "table": "h"},
+         {"url": "postgresql://u:***@db.example.com/h?sslmode=disable"}),
+        ("sql", {"url": "postgresql://u:pw@db.example.com/h", "table": "h"},
+         {"url": "postgresql://other:***@db.example.com/h"}),
+        ("opcua", {"endpoint": "opc.tcp://plc.example.com:4840", "username": "op",
+                   "password": "pw", "security_policy": "Basic256Sha256,Sign,c.der,k.pem"},
+         {"security_policy": "None"}),
+        ("pi", {**pi_config("https://svc:pw@pi.example.com/piwebapi"), "username": None},
+         {"base_url": "https://other:***@pi.example.com/piwebapi"}),
+    ],
+)
+def test_a_kept_password_never_goes_over_a_weaker_channel_or_to_another_user(
+    client: TestClient, tenant_a: TenantWorld, owner_engine: Engine,
+    integration_type: str, config: dict, moved: dict,
+) -> None:
+    headers = admin(client, tenant_a)
+    config = {key: value for key, value in config.items() if value is not None}
+    created = client.post("/api/integrations",
+                          json={"type": integration_type, "name": "x", "config": config},
+                          headers=headers)
+    assert created.status_code == 201, created.text
+    before = integration_rows(owner_engine)
+    response = client.patch(f"/api/integrations/{created.json()['id']}",
+                            json={"config": {**created.json()["config"], **moved}},
+                            headers=headers)
+    assert response.status_code == 422, response.text
+    assert "re-enter the password" in response.text
+    assert integration_rows(owner_engine) == before
+
+
+def test_a_masked_url_password_is_kept_in_its_own_place_only(
+    client: TestClient, tenant_a: TenantWorld, owner_engine: Engine
+) -> None:
+    """Echoing *** as a query option does not pull the URL's password into it."""
+    headers = admin(client, tenant_a)
+    created = client.post(
+        "/api/integrations",
+        json={"type": "demo", "name": "d",
+              "config": {"mirror": "https://svc:url-pw@h.example.com/x"}},
+        headers=headers,
+    ).json()
+    response = client.patch(
+        f"/api/integrations/{created['id']}",
+        json={"config": {"mirror": "https://svc@h.example.com/x?token=***"}}, headers=headers,
+    )
+    assert response.status_code == 422, "no stored token behind that ***"
+    assert "url-pw" not in response.text
+
+
+def test_switching_an_integration_off_stops_its_polls_and_closes_its_connector(
+    client: TestClient, tenant_a: TenantWorld, session_factory: sessionmaker[Session],
+) -> None:
+    """Its stored credentials are used for nothing more: no feed polls on after the last
+    viewer left, and the cached client (keep-alive pool, WebIds) is closed."""
+    with fake_pi_server() as pi:
+        integration_id = add_integration(session_factory, tenant_a.tenant.id, type="pi",
+                                         name="PI", config=pi_config(pi.base_url))
+        add_mapping(session_factory, tenant_a.tenant.id, asset_id=tenant_a.assets[0].id,
+                    integration_id=integration_id, metric="vibration_rms", tag="PI:P-101.VIB")
+        headers = admin(client, tenant_a)
+        stream = f"/api/twins/assets/{tenant_a.assets[0].id}/metrics/vibration_rms/stream"
+        hub, key = client.app.state.hub, (integration_id, "PI:P-101.VIB")
+        with client.stream("GET", stream, headers=headers) as response:
+            assert response.status_code == 200
+            deadline = time.monotonic() + 5
+            while key not in hub.feeds:  # a feed now polls PI every tick
+                assert time.monotonic() < deadline, "no feed for the stream"
+                time.sleep(0.02)
+        assert key in hub.feeds, "kept after the viewer left, for resumes"
+        switched_off = client.patch(f"/api/integrations/{integration_id}",
+                                    json={"is_active": False}, headers=headers)
+        assert switched_off.status_code == 200
+        scanner = client.app.state.scanner
+        deadline = time.monotonic() + 5
+        while key in hub.feeds:
+            assert time.monotonic() < deadline, "the feed went on"
+            time.sleep(0.02)
+        asked = len(pi.requests)
+        ticks = scanner.ticks
+        while scanner.ticks < ticks + 3:  # three stream intervals pass
+            time.sleep(0.02)
+        assert len(pi.requests) == asked, "no poll after the integration was switched off"
+        assert integration_id not in connector_cache()

@@ -12,7 +12,9 @@ from sqlalchemy import Engine, select, update
 from tests.conftest import TenantWorld, bearer_headers, browser_login
 from tests.peers import events
 from tests.test_live_streams import Mapped, mapped, read_events
-from webapp.tenancy.models import ApiToken, Tenant, User, UserSession
+from webapp.db import tenant_session
+from webapp.tenancy.models import ApiToken, Role, Tenant, User, UserSession
+from webapp.tenancy.service import create_user
 
 NEW_USER = {
     "email": "new.operator@tenanta.example", "password": "a long passphrase", "role": "engineer",
@@ -299,3 +301,20 @@ def test_revoke_without_a_bearer_token_is_a_clear_400(
     assert "Authorization" in response.json()["detail"]
     assert client.post("/api/auth/revoke").status_code == 403  # no CSRF token: refused first
     assert client.get("/twins").status_code == 200, "the browser session is untouched"
+
+
+def test_a_tenant_admin_cannot_touch_a_user_who_outranks_them(
+    client: TestClient, tenant_a: TenantWorld, session_factory, owner_engine: Engine  # type: ignore[no-untyped-def]
+) -> None:
+    with tenant_session(session_factory, None) as session:
+        platform = create_user(session, tenant=tenant_a.tenant, email="root@platform.example",
+                               password="long enough pw", role=Role.platform_admin)
+        session.commit()
+        platform_id = platform.id
+    admin = bearer_headers(client, tenant_a.admin.email)
+    for body in ({"is_active": False}, {"role": "viewer"}):
+        response = client.patch(f"/api/users/{platform_id}", json=body, headers=admin)
+        assert response.status_code == 409, body
+        assert "higher role" in response.json()["detail"]
+    assert bearer_headers(client, "root@platform.example", "long enough pw")
+    assert config_events(owner_engine, tenant_a.tenant.id, "USER_UPDATED") == []

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # Encrypts integration secrets at rest; unset: derived from secret_key. Comma-separated
     # for rotation (the first encrypts, every one decrypts).
     secrets_key: str = ""
+    # OPC UA client certificates and keys: integrations name files of this directory only.
+    opcua_pki_dir: str = str(VAR_DIR / "opcua-pki")
     session_idle_minutes: float = Field(default=30, gt=0)
     session_max_age_seconds: int = 12 * 3600
     api_token_max_age_seconds: int = 8 * 3600

@@ -237,7 +237,7 @@ class Scanner:
 
     def _hold_feeds(self, wanted: dict[tuple[int, str], Signal]) -> None:
         for key, signal in wanted.items():
-            if key not in self.feeds:
+            if key not in self.feeds or self.feeds[key].closed:
                 self.feeds[key] = self.hub.attach(signal)
         self._let_go_of_feeds(set(self.feeds) - set(wanted))
 

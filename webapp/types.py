@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
@@ -27,3 +28,36 @@ def _checked_utc(value: datetime) -> datetime:
 
 
 UTCDatetime = Annotated[datetime, AfterValidator(_checked_utc)]
+
+
+def _storable_text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refused here (422) rather than failing in the driver.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Free text a user types (names, tags, reasons): any characters but NUL.
+Text = Annotated[str, AfterValidator(_storable_text)]
+
+
+def storable_json(value: Any, path: str = "") -> str | None:
+    """Where a JSON document holds what a JSON column cannot store (a NUL character, a
+    number that is not finite); None if it is storable."""
+    if isinstance(value, str):
+        return path or "(value)" if "\x00" in value else None
+    if isinstance(value, float):
+        return path or "(value)" if not math.isfinite(value) else None
+    items: Any = ()
+    if isinstance(value, dict):
+        for key in value:
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path}.{key!r}" if path else repr(key)
+        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    for item_path, item in items:
+        found = storable_json(item, item_path)
+        if found:
+            return found
+    return None

@@ -6,6 +6,7 @@ attacker would point an integration at, and records every connection it accepts.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -285,10 +286,12 @@ def test_opcua_secure_endpoint_discovery_stays_at_the_checked_address(
         connector = OPCUAConnector(
             {
                 "endpoint": f"opc.tcp://secure.optria.test:{port}/secure/",
-                "security_policy": f"Basic256Sha256,SignAndEncrypt,{client_cert},{client_key}",
+                "security_policy": (
+                    f"Basic256Sha256,SignAndEncrypt,{client_cert.name},{client_key.name}"
+                ),
             },
             timeout=5.0,
-            egress=LOOPBACK_PEERS,
+            egress=replace(LOOPBACK_PEERS, certificate_dir=str(tmp_path)),
         )
         async with server:
             try:

@@ -214,6 +214,21 @@ def test_demo_mode_does_not_open_its_own_database_on_loopback() -> None:
     assert opened.refusal(None, ipaddress.ip_address("127.0.0.1"), 5432) is None
 
 
+@pytest.mark.parametrize("address", ["127.0.0.2", "127.255.0.1", "::1", "::ffff:127.0.0.3"])
+def test_a_database_on_loopback_is_protected_on_every_loopback_address(address: str) -> None:
+    """PostgreSQL listening on localhost answers on ::1 too, and on every 127/8 address with
+    listen_addresses='*': the same server by another address is still the database."""
+    demo = EgressPolicy(
+        allow_loopback=True, protected=frozenset({(ipaddress.ip_address("127.0.0.1"), 5432)})
+    )
+    assert demo.refusal(None, ipaddress.ip_address(address), 5432) == OWN_DATABASE
+    assert demo.refusal(None, ipaddress.ip_address(address), 8080) is None
+
+
+def test_deprecated_ipv6_site_local_is_not_public() -> None:
+    assert EgressPolicy().refusal(None, ipaddress.ip_address("fec0::1"), 443) is not None
+
+
 @pytest.mark.parametrize(
     ("database_url", "endpoints"),
     [

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -178,6 +181,17 @@ def test_silent_endpoint_times_out(hanging_endpoint: str) -> None:
         ({"endpoint": "opc.tcp://plc:4840", "username": 7}, "username"),
         ({"endpoint": "opc.tcp://plc:4840", "security_policy": "Basic128Rsa15"}, "security_policy"),
         ({"endpoint": "opc.tcp://plc:4840", "fallback": True}, "fallback"),
+        # Files are names in the deployment's certificate directory, never host paths…
+        ({"endpoint": "opc.tcp://plc:4840",
+          "security_policy": "Basic256Sha256,Sign,/etc/optria/c.pem,/etc/optria/k.pem"},
+         "security_policy"),
+        ({"endpoint": "opc.tcp://plc:4840",
+          "security_policy": "Basic256Sha256,Sign,../c.pem,k.pem"}, "security_policy"),
+        ({"endpoint": "opc.tcp://plc:4840",
+          "security_policy": "Basic256Sha256,Sign,c.pem,/dev/zero"}, "security_policy"),
+        # …and a key's passphrase is a secret of its own key, not part of the policy string.
+        ({"endpoint": "opc.tcp://plc:4840",
+          "security_policy": "Basic256Sha256,Sign,c.pem,k.pem::hunter2"}, "private_key_password"),
     ],
 )
 def test_config_errors_name_the_key(config: dict[str, object], key: str) -> None:
@@ -187,8 +201,34 @@ def test_config_errors_name_the_key(config: dict[str, object], key: str) -> None
 
 @pytest.mark.parametrize(
     "policy",
-    [None, "", "None", "Basic256Sha256,SignAndEncrypt,/etc/optria/c.pem,/etc/optria/k.pem"],
+    [None, "", "None", "Basic256Sha256,SignAndEncrypt,client-cert.der,client-key.pem",
+     "Aes256Sha256RsaPss,Sign,c.pem,k.pem,server.der"],
 )
 def test_supported_security_settings(policy: str | None) -> None:
     config = {"endpoint": "opc.tcp://plc:4840", "security_policy": policy}
     assert OPCUAConnector.validate_config(config)["endpoint"] == "opc.tcp://plc:4840"
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda d: (d / "elsewhere.pem").symlink_to("/etc/hostname"), "not a file of"),
+        (lambda d: (d / "elsewhere.pem").mkdir(), "not a file of"),
+        (lambda d: (d / "elsewhere.pem").write_bytes(b"x" * (64 * 1024 + 1)), "too large"),
+        (lambda d: None, "not a file of"),  # missing
+    ],
+)
+def test_certificate_files_come_from_the_certificate_directory_only(
+    tmp_path: Path, make: Any, words: str
+) -> None:
+    """Nothing outside the directory, nothing but a small regular file, is ever read: the
+    connection attempt stops there (a closed port would otherwise answer "refused")."""
+    (tmp_path / "key.pem").write_bytes(b"not really a key")
+    make(tmp_path)
+    connector = OPCUAConnector(
+        {"endpoint": f"opc.tcp://127.0.0.1:{free_port()}",
+         "security_policy": "Basic256Sha256,Sign,elsewhere.pem,key.pem"},
+        timeout=1.0, egress=replace(LOOPBACK_PEERS, certificate_dir=str(tmp_path)),
+    )
+    with pytest.raises(ConnectorError, match=words):
+        run_closing(connector, connector.test_connection())

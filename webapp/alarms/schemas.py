@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from webapp.alarms.models import MAX_DELAY_SECONDS
 from webapp.blackbox.schemas import StoredUTC
 from webapp.integrations.schemas import DbId, reject_explicit_nulls
+from webapp.types import Text
 
 LevelName = Literal["hihi", "hi", "lo", "lolo"]
 PriorityName = Literal["high", "medium", "low"]
@@ -50,13 +51,13 @@ class ShelveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     minutes: int = Field(ge=1, le=MAX_SHELVE_MINUTES)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class AckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    comment: str | None = Field(default=None, max_length=1000)
+    comment: Text | None = Field(default=None, max_length=1000)
 
 
 class LimitOut(BaseModel):

@@ -4,6 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from webapp.types import Text
+
 Criticality = Literal["high", "medium", "low"]
 
 
@@ -11,10 +13,10 @@ class AssetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
-    name: str = Field(min_length=1, max_length=200)
-    asset_type: str = Field(min_length=1, max_length=64)
+    name: Text = Field(min_length=1, max_length=200)
+    asset_type: Text = Field(min_length=1, max_length=64)
     criticality: Criticality = "medium"
-    location: str | None = Field(default=None, max_length=200)
+    location: Text | None = Field(default=None, max_length=200)
 
 
 class AssetOut(BaseModel):

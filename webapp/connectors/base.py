@@ -105,6 +105,9 @@ class Destination:
     port: int | None
     user: str | None = None
     database: str | None = None  # the database, or PI's data server
+    # How the channel is protected (TLS verification, sslmode, OPC UA security): a stored
+    # password must not be sent again over a weaker channel either.
+    security: str | None = None
 
     def shown(self) -> str:
         """scheme://host[:port]/database — how messages name it (never user or password)."""

@@ -43,7 +43,7 @@ SETTING = "OPTRIA_CONNECTOR_ALLOW"
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LABEL = r"[a-z0-9_][a-z0-9_-]{0,62}"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
 LOCAL_FILES_REFUSED = (
     "SQLite historian files are allowed in demo mode only (OPTRIA_DEMO_MODE); "
     f"{SETTING} opens network destinations, never local files"
@@ -159,6 +159,8 @@ class EgressPolicy:
     allow: tuple[AllowRule, ...] = ()
     allow_loopback: bool = False  # demo mode: the demo's peers run on this machine
     allow_local_files: bool = False  # demo mode: SQLite historian files
+    # Where OPC UA certificates and keys are read from (OPTRIA_OPCUA_PKI_DIR); no other file.
+    certificate_dir: str | None = None
     # The application database's own (address, port) endpoints.
     protected: frozenset[tuple[IPAddress, int]] = field(default_factory=frozenset)
 
@@ -180,6 +182,7 @@ class EgressPolicy:
             allow=tuple(rules),
             allow_loopback=settings.demo_mode,
             allow_local_files=settings.demo_mode,
+            certificate_dir=settings.opcua_pki_dir or None,
             protected=database_endpoints(settings.database_url),
         )
 
@@ -193,7 +196,7 @@ class EgressPolicy:
                 else ("unspecified" if address.is_unspecified else "multicast or reserved")
             )
             return f"{kind} addresses are never allowed, not even by {SETTING}"
-        if (address, port) in self.protected:
+        if self._is_database(address, port):
             if any(r.port == port and r.matches(host, address, port) for r in self.allow):
                 return None
             return f"it is the application's own database; only {SETTING} naming this port opens it"
@@ -201,9 +204,20 @@ class EgressPolicy:
             return None
         if address.is_loopback:
             return None if self.allow_loopback else f"loopback is refused; {SETTING} can allow it"
-        if not address.is_global:
+        # (Python counts the deprecated IPv6 site-local fec0::/10 as global: it is not.)
+        if not address.is_global or getattr(address, "is_site_local", False):
             return f"private and non-public ranges are refused; {SETTING} can allow them"
         return None
+
+    def _is_database(self, address: IPAddress, port: int) -> bool:
+        """The app's own database: its resolved endpoints, and — when it listens on loopback
+        — that port on every loopback address (127.0.0.2 or ::1 reach the same server)."""
+        if (address, port) in self.protected:
+            return True
+        return address.is_loopback and any(
+            protected.is_loopback and protected_port == port
+            for protected, protected_port in self.protected
+        )
 
     def check_address(self, host: str | None, address: str | IPAddress, port: int) -> None:
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
@@ -278,7 +292,7 @@ def database_endpoints(database_url: str) -> frozenset[tuple[IPAddress, int]]:
     backend = url.get_backend_name()
     if backend == "sqlite" or not url.host:
         return frozenset()
-    port = url.port or _DEFAULT_PORTS.get(backend, 0)
+    port = url.port or DATABASE_PORTS.get(backend, 0)
     try:
         infos = socket.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):

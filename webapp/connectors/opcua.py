@@ -6,10 +6,13 @@ asyncua's `read_raw_history` stops after the first page when given a value count
 cap pages (asyncua's own server at 10,000 values).
 
 Security: `security_policy` absent, empty or "None" means an unsecured channel. Otherwise it is
-asyncua's security string "Policy,Mode,client_cert,client_key[,server_cert]" (Policy one of
-Basic256Sha256, Aes128Sha256RsaOaep, Aes256Sha256RsaPss; Mode Sign or SignAndEncrypt; the
-certificate and key paths must exist on the app host; the key may be `path::password`). The
-files are read in the connector's own pool (asyncua would use anyio's shared threads).
+"Policy,Mode,client_cert,client_key[,server_cert]" (Policy one of Basic256Sha256,
+Aes128Sha256RsaOaep, Aes256Sha256RsaPss; Mode Sign or SignAndEncrypt). The three are file names
+in the deployment's certificate directory (OPTRIA_OPCUA_PKI_DIR), never paths of the host: a
+tenant admin must not make the server read — or sign with — any file it can reach. The key's
+passphrase, if any, is `private_key_password` (a secret: sealed, masked). The files are read in
+the connector's own pool (asyncua would use anyio's shared threads), regular files of at most
+64 KiB only.
 
 Egress: the endpoint's host is resolved in the connector's pool and every address checked
 against the policy before anything is sent; `_PinnedClient` then opens its sockets to those
@@ -25,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +62,8 @@ from .egress import EgressPolicy
 logger = logging.getLogger(__name__)
 
 _SECURE_POLICIES = ("Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss")
+_CERTIFICATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_CERTIFICATE_BYTES = 64 * 1024
 _SECURE_MODES = ("Sign", "SignAndEncrypt")
 # Reverse reads need a real end time: asyncua servers treat an unspecified (1601) bound as
 # "no bound" and then ignore the other one.
@@ -132,6 +138,7 @@ class OPCUAConnector(Connector):
         cfg["endpoint"] = endpoint
         optional_str(cfg, "username")
         optional_str(cfg, "password")
+        optional_str(cfg, "private_key_password")
         policy = optional_str(cfg, "security_policy")
         if policy is not None and policy.strip() not in ("", "None"):
             fields = [f.strip() for f in policy.split(",")]
@@ -143,16 +150,30 @@ class OPCUAConnector(Connector):
             ):
                 raise ValueError(
                     'config key "security_policy" must be "None" or '
-                    '"Policy,Mode,client_cert_path,client_key_path[,server_cert_path]" with '
+                    '"Policy,Mode,client_cert,client_key[,server_cert]" with '
                     f"Policy in {', '.join(_SECURE_POLICIES)} and Mode in Sign, SignAndEncrypt"
                 )
+            for name in fields[2:]:
+                if "::" in name:
+                    raise ValueError(
+                        'config key "security_policy" names a key with its passphrase: put '
+                        'the passphrase in config key "private_key_password"'
+                    )
+                if not _CERTIFICATE_NAME.fullmatch(name):
+                    raise ValueError(
+                        'config key "security_policy" must name certificate and key files '
+                        "of the deployment's certificate directory (plain file names such as "
+                        "client-cert.der), not paths"
+                    )
         return cfg
 
     @classmethod
     def destination(cls, config: Mapping[str, Any]) -> Destination:
         parts = urlsplit(config["endpoint"])
         return Destination(
-            "opc.tcp", parts.hostname, parts.port or 4840, config.get("username") or None
+            "opc.tcp", parts.hostname, parts.port or 4840,
+            config.get("username") or parts.username or None,
+            security=(config.get("security_policy") or "None").strip(),
         )
 
     # --- session handling --------------------------------------------------------------------
@@ -192,11 +213,13 @@ class OPCUAConnector(Connector):
             raise ConnectorError(self._connect_failure(exc)) from None
 
     async def _secure(self, client: Client, policy: str) -> None:
-        """asyncua's `set_security_string`, with the files read in the connector's pool."""
-        name, mode, cert_path, key_spec, *server = (f.strip() for f in policy.split(","))
-        key_path, _, key_password = key_spec.partition("::")
-        paths = [Path(cert_path), Path(key_path), *(Path(p) for p in server)]
-        contents = await self.run_blocking(lambda: [path.read_bytes() for path in paths])
+        """asyncua's `set_security_string`, with the files read in the connector's pool from
+        the deployment's certificate directory only."""
+        name, mode, *files = (f.strip() for f in policy.split(","))
+        server = files[2:]
+        key_password = self.config.get("private_key_password")
+        paths = [Path(file) for file in files]
+        contents = await self.run_blocking(lambda: [self._certificate(path) for path in paths])
 
         def loaded(index: int, password: str | None = None) -> CertProperties:
             # asyncua tells PEM from DER by the extension, which bytes no longer carry.
@@ -210,6 +233,28 @@ class OPCUAConnector(Connector):
             server_certificate=loaded(2) if server else None,
             mode=getattr(ua.MessageSecurityMode, mode),
         )
+
+    def _certificate(self, name: Path) -> bytes:
+        """A certificate or key file of the certificate directory: inside it once links are
+        resolved, a regular file, small. Anything else is a ConnectorError, never a read."""
+        directory = self.egress.certificate_dir
+        if directory is None:
+            raise ConnectorError(
+                "secured OPC UA needs the deployment's certificate directory "
+                "(OPTRIA_OPCUA_PKI_DIR); it is not set"
+            )
+        root = Path(directory).resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise ConnectorError(
+                f"OPC UA certificate or key {name.name!r} is not a file of the certificate "
+                "directory (OPTRIA_OPCUA_PKI_DIR)"
+            )
+        with path.open("rb") as handle:
+            content = handle.read(MAX_CERTIFICATE_BYTES + 1)
+        if len(content) > MAX_CERTIFICATE_BYTES:
+            raise ConnectorError(f"OPC UA certificate or key {name.name!r} is too large")
+        return content
 
     def _usable(self, client: Client | None, loop: asyncio.AbstractEventLoop) -> bool:
         return (

@@ -43,7 +43,7 @@ from .base import (
     require_str,
     to_float_array,
 )
-from .egress import EgressPolicy
+from .egress import EgressPolicy, http_endpoint
 
 # PI's archive starts at 1970; used as the open end of "latest N at or before to_time".
 _FAR_PAST = "1970-01-01T00:00:00Z"
@@ -211,12 +211,15 @@ class PIWebAPIConnector(Connector):
     @classmethod
     def destination(cls, config: Mapping[str, Any]) -> Destination:
         parts = urlsplit(config["base_url"])
+        host, port = http_endpoint(config["base_url"]) or (None, None)
         return Destination(
             parts.scheme,
-            parts.hostname,
-            parts.port or (443 if parts.scheme == "https" else 80),
-            config.get("username") or None,
+            host,
+            port,
+            # Basic auth uses the config's user, else the one in the URL.
+            config.get("username") or parts.username or None,
             config["data_server"],
+            security=f"verify_tls={config.get('verify_tls', True)}",
         )
 
     # --- HTTP plumbing -----------------------------------------------------------------------
@@ -388,11 +391,10 @@ def _redirect_target(response: httpx.Response) -> str:
         target = response.request.url.join(location) if location else None
     except httpx.InvalidURL:
         target = None
-    if target is None or not target.host or target.scheme not in ("http", "https"):
+    endpoint = http_endpoint(str(target)) if target is not None else None
+    if target is None or endpoint is None or target.scheme not in ("http", "https"):
         return f" (HTTP {response.status_code})"
-    port = target.port or (443 if target.scheme == "https" else 80)
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    return f" to {target.scheme}://{host}:{port}"
+    return f" to {Destination(target.scheme, *endpoint).origin()}"
 
 
 def _errors_text(body: Any, response: httpx.Response) -> str:

@@ -95,6 +95,18 @@ def get_connector(
     return connector
 
 
+def cached_integrations() -> set[int]:
+    """The integrations whose connector is open in this process."""
+    return set(_cache)
+
+
+def discard_connector(integration_id: int) -> None:
+    """Forget an integration's connector and close it (its integration changed)."""
+    cached = _cache.pop(integration_id, None)
+    if cached is not None:
+        _close_later(cached[1])
+
+
 def _close_later(connector: Connector) -> None:
     """Close a replaced connector without blocking the (sync) caller."""
     try:

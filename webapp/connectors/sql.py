@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
@@ -43,11 +44,17 @@ from .base import (
     require_str,
     to_float_array,
 )
-from .egress import LOCAL_FILES_REFUSED, EgressPolicy, EgressRefused, ip_literal, is_host_name
+from .egress import (
+    DATABASE_PORTS,
+    LOCAL_FILES_REFUSED,
+    EgressPolicy,
+    EgressRefused,
+    ip_literal,
+    is_host_name,
+)
 
 TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 _REQUIRED_COLUMNS = ("tag", "ts", "value")
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
 _T = TypeVar("_T")
 # The only URL query options a tenant may set: anything else could point the driver at a local
 # socket (host=/run/...), a file (passfile=, sslkey=) or change server settings (options=).
@@ -98,7 +105,7 @@ class SQLHistorianConnector(Connector):
             raise ValueError(
                 f'config key "url" needs a database driver that is not installed ({url.drivername})'
             ) from None
-        url_problem = _url_problem(url)
+        url_problem = _url_problem(url) or _password_problem(raw_url, url)
         if url_problem is not None:
             raise ValueError(f'config key "url" {url_problem}')
         table = require_str(cfg, "table")
@@ -116,12 +123,14 @@ class SQLHistorianConnector(Connector):
         backend = url.get_backend_name()
         if backend == "sqlite":
             return Destination("sqlite", None, None, database=url.database)
+        sslmode = url.query.get("sslmode")
         return Destination(
             backend,
             url.host,
-            url.port or _DEFAULT_PORTS.get(backend),
+            url.port or DATABASE_PORTS.get(backend),
             url.username,
             url.database,
+            security=f"sslmode={sslmode}" if isinstance(sslmode, str) else None,
         )
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -275,6 +284,22 @@ def _resolve_url(raw: str) -> URL:
     return url
 
 
+def _password_problem(raw: str, url: URL) -> str | None:
+    """SQLAlchemy reads a password up to the first "@"; URL parsers (ours, which find secrets
+    to seal and mask, and every other) stop at "/", "?" or "#". Where they disagree the
+    password could be shown or stored in clear: such characters must be percent-encoded."""
+    try:
+        split = urlsplit(raw).password
+    except ValueError:
+        split = None
+    if url.password is not None and (split is None or unquote(split) != url.password):
+        return (
+            "has a password with characters that must be percent-encoded "
+            "(/ ? # [ ] @ as %2F %3F %23 %5B %5D %40)"
+        )
+    return None
+
+
 def _url_problem(url: URL) -> str | None:
     """What makes a parsed URL unacceptable (completing 'config key "url" …'), or None.
 
@@ -300,7 +325,7 @@ def _url_problem(url: URL) -> str | None:
         return "must name the database server's host"
     if ip_literal(url.host) is None and not is_host_name(url.host.rstrip(".").lower()):
         return "has a host that is neither a host name nor an IP address"
-    if not (url.port or _DEFAULT_PORTS.get(backend)):
+    if not (url.port or DATABASE_PORTS.get(backend)):
         return f"must name the port ({backend} has no default this app knows)"
     return None
 

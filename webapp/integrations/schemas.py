@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from webapp.types import MAX_DB_ID
+from webapp.types import MAX_DB_ID, Text, storable_json
 
 IntegrationType = Literal["demo", "pi", "opcua", "sql"]
 METRIC_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -18,20 +18,30 @@ def reject_explicit_nulls(patch: BaseModel, nullable: frozenset[str] = frozenset
             raise ValueError(f"{name} cannot be null")
 
 
+def _storable_config(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    where = storable_json(config) if config is not None else None
+    if where:
+        raise ValueError(f"{where} holds a NUL character or a number that is not finite")
+    return config
+
+
+StorableConfig = Annotated[dict[str, Any], AfterValidator(_storable_config)]
+
+
 class IntegrationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     type: IntegrationType
-    name: str = Field(min_length=1, max_length=200)
-    config: dict[str, Any] = Field(default_factory=dict)
+    name: Text = Field(min_length=1, max_length=200)
+    config: StorableConfig = Field(default_factory=dict)
     is_active: bool = True
 
 
 class IntegrationUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    config: dict[str, Any] | None = None
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    config: StorableConfig | None = None
     is_active: bool | None = None
 
     @model_validator(mode="after")
@@ -64,20 +74,20 @@ class MappingCreate(BaseModel):
     asset_id: int = DbId
     integration_id: int = DbId
     internal_metric_name: str = Field(pattern=METRIC_NAME_PATTERN)
-    external_tag: str = Field(min_length=1, max_length=512)
+    external_tag: Text = Field(min_length=1, max_length=512)
     scaling_factor: float = Field(default=1.0, allow_inf_nan=False)
     offset_value: float = Field(default=0.0, allow_inf_nan=False)
-    unit: str | None = Field(default=None, max_length=32)
+    unit: Text | None = Field(default=None, max_length=32)
     is_active: bool = True
 
 
 class MappingUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    external_tag: str | None = Field(default=None, min_length=1, max_length=512)
+    external_tag: Text | None = Field(default=None, min_length=1, max_length=512)
     scaling_factor: float | None = Field(default=None, allow_inf_nan=False)
     offset_value: float | None = Field(default=None, allow_inf_nan=False)
-    unit: str | None = Field(default=None, max_length=32)
+    unit: Text | None = Field(default=None, max_length=32)
     is_active: bool | None = None
 
     @model_validator(mode="after")

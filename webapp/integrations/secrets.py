@@ -68,34 +68,70 @@ def _map_value(value: Any, transform: Transform) -> Any:
         return map_secrets(value, transform)
     if isinstance(value, list):
         return [_map_value(item, transform) for item in value]
+    if is_sealed(value):
+        return transform(value)  # a URL sealed as a whole (see url_secrets)
     if isinstance(value, str) and "://" in value:
-        return _map_url(value, transform)
+        found = url_secrets(value)
+        return _with_url_secrets(value, {where: transform(raw) for where, raw in found.items()})
     return value
 
 
-def _map_url(text: str, transform: Transform) -> str:
-    """The URL with its userinfo password and secret query options transformed; the rest of
-    the text (an IPv6 host's brackets, the order of options) is kept verbatim."""
+# Where a secret sits in a URL: the whole text, the userinfo password, or a query option
+# (its name and which of the options with that name).
+WHOLE_URL: tuple[str, ...] = ("url",)
+USERINFO_PASSWORD: tuple[str, ...] = ("password",)
+# The most permissive reading of "scheme://user:password@" there is: SQLAlchemy's (a password
+# runs to the first "@", across "/", "?" and "#").
+_LOOSE_USERINFO = re.compile(r"^[\w+.-]+://[^:/]*:(?P<password>[^@]*)@")
+
+
+def url_secrets(text: str) -> dict[tuple[str, ...], str]:
+    """The secrets in a URL by where they sit, as written (still percent-encoded). When the
+    URL parsers disagree on where its password ends, all of the URL is the secret: each
+    library that might read it would find the password somewhere else."""
+    loose = _LOOSE_USERINFO.match(text)
     try:
         parts = urlsplit(text)
+        password = parts.password
     except ValueError:
-        return text  # not a URL after all
-    netloc = parts.netloc
-    if parts.password:
-        userinfo, _, host = netloc.rpartition("@")
-        username = userinfo.partition(":")[0]
-        netloc = f"{username}:{transform(parts.password)}@{host}"
-    query = "&".join(_map_option(option, transform) for option in parts.query.split("&"))
-    if (netloc, query) == (parts.netloc, parts.query):
+        return {WHOLE_URL: text} if loose else {}
+    if loose and loose["password"] and loose["password"] != password:
+        return {WHOLE_URL: text}
+    found: dict[tuple[str, ...], str] = {}
+    if password:
+        found[USERINFO_PASSWORD] = password
+    seen: dict[str, int] = {}
+    for option in parts.query.split("&"):
+        name, equals, value = option.partition("=")
+        if equals and value and is_secret_name(unquote(name)):
+            found[("option", name, str(seen.get(name, 0)))] = value
+            seen[name] = seen.get(name, 0) + 1
+    return found
+
+
+def _with_url_secrets(text: str, replaced: dict[tuple[str, ...], str]) -> str:
+    """`text` with the secrets at these places replaced; everything else kept verbatim (an
+    IPv6 host's brackets, the order of the options)."""
+    if not replaced:
         return text
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _map_option(option: str, transform: Transform) -> str:
-    name, equals, value = option.partition("=")
-    if equals and value and is_secret_name(unquote(name)):
-        return f"{name}={transform(value)}"
-    return option
+    if WHOLE_URL in replaced:
+        return replaced[WHOLE_URL]
+    parts = urlsplit(text)
+    netloc = parts.netloc
+    if USERINFO_PASSWORD in replaced:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{replaced[USERINFO_PASSWORD]}@{host}"
+    options, seen = [], {}
+    for option in parts.query.split("&"):
+        name, equals, value = option.partition("=")
+        where = ("option", name, str(seen.get(name, 0)))
+        if equals and where in replaced:
+            seen[name] = seen.get(name, 0) + 1
+            option = f"{name}={replaced[where]}"
+        elif equals and value and is_secret_name(unquote(name)):
+            seen[name] = seen.get(name, 0) + 1
+        options.append(option)
+    return urlunsplit(parts._replace(netloc=netloc, query="&".join(options)))
 
 
 def secret_values(config: Mapping[str, Any]) -> list[Any]:
@@ -144,17 +180,16 @@ def _keep_value(value: Any, old: Any, kept: list[bool]) -> Any:
     if isinstance(value, list) and isinstance(old, list) and len(value) == len(old):
         return [_keep_value(v, o, kept) for v, o in zip(value, old, strict=True)]
     if isinstance(value, str) and isinstance(old, str) and "://" in value:
-        old_secrets = iter(secret_values({"url": old}))
-
-        def restore(secret: str) -> str:
-            stored_secret = next(old_secrets, None)
-            if secret == SECRET_MASK and stored_secret is not None:
-                kept.append(True)
-                return stored_secret
-            return secret
-
-        if len(secret_values({"url": value})) == len(secret_values({"url": old})):
-            return _map_url(value, restore)
+        # A *** keeps the stored secret of the same place only: a password stays a password
+        # (never moved into a query option), an option keeps its own name.
+        stored = url_secrets(old)
+        restored = {
+            where: stored[where]
+            for where, secret in url_secrets(value).items()
+            if secret == SECRET_MASK and where in stored
+        }
+        kept.extend(True for _ in restored)
+        return _with_url_secrets(value, restored)
     return value
 
 
@@ -166,11 +201,28 @@ def leftover_mask(config: Mapping[str, Any]) -> str | None:
     return None
 
 
+def sealed_value_at(value: Any, path: str = "") -> str | None:
+    """Where a config from a client holds a sealed value (anything but what this server seals
+    itself); None if nowhere. Opening one for whoever sent it would be a decryption service."""
+    if isinstance(value, str):
+        return path if SEALED_PREFIX in value else None
+    items: Any = ()
+    if isinstance(value, Mapping):
+        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    for item_path, item in items:
+        found = sealed_value_at(item, item_path)
+        if found:
+            return found
+    return None
+
+
 def _path_of_mask(value: Any, path: str) -> str | None:
     if value == SECRET_MASK:
         return path
     if isinstance(value, str) and "://" in value:
-        return path if SECRET_MASK in secret_values({"url": value}) else None
+        return path if SECRET_MASK in url_secrets(value).values() else None
     items: Any = ()
     if isinstance(value, Mapping):
         items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())

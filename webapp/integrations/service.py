@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -39,10 +42,13 @@ from webapp.integrations.secrets import (
     keep_masked_secrets,
     leftover_mask,
     mask_secrets,
+    sealed_value_at,
 )
 
 if TYPE_CHECKING:
     from webapp.config import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class NotFound(Exception):
@@ -70,6 +76,12 @@ class SourceAccess:
     timeout: float
     egress: EgressPolicy
     vault: SecretVault
+    # Saving or testing a config resolves its host: in a few threads of their own, bounded in
+    # time, so slow DNS (a tenant admin's name server) never holds the threads logins need.
+    resolver: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="egress-check"),
+        compare=False,
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceAccess:
@@ -95,33 +107,105 @@ class SourceAccess:
 
     def check_config(self, integration_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
         """The validated plain config, or InvalidConfig naming the bad key or the refused
-        destination. Blocking: it may resolve the destination's host name."""
-        masked_at = leftover_mask(config)
-        if masked_at:
-            raise InvalidConfig(
-                f'config key "{masked_at}" holds the mask "***", not a secret: send the real value'
-            )
-        try:
-            validated = validate_integration_config(integration_type, config)
-        except ValueError as exc:
-            raise InvalidConfig(str(exc)) from None
+        destination. Blocking (it may resolve the destination's host name): for the CLI and
+        the seed; requests use `checked_config`."""
+        validated = self._validated(integration_type, config)
         self._check_egress(integration_type, validated)
         return validated
 
-    def check_destination(self, integration_type: str, stored_config: Mapping[str, Any]) -> None:
+    async def checked_config(
+        self, integration_type: str, config: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """`check_config` for a request: the name is resolved in the resolver's own threads."""
+        validated = self._validated(integration_type, config)
+        await self._check_egress_bounded(integration_type, validated)
+        return validated
+
+    async def check_destination(
+        self, integration_type: str, stored_config: Mapping[str, Any]
+    ) -> None:
         """DestinationRefused when a stored config goes where the policy refuses (before a
         connection test sends anything). Other problems are left for the test to report."""
         try:
             validated = validate_integration_config(integration_type, mask_secrets(stored_config))
         except ValueError:
             return
-        self._check_egress(integration_type, validated)
+        await self._check_egress_bounded(integration_type, validated)
+
+    def _validated(self, integration_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        masked_at = leftover_mask(config)
+        if masked_at:
+            raise InvalidConfig(
+                f'config key "{masked_at}" holds the mask "***", not a secret: send the real value'
+            )
+        sealed_at = sealed_value_at(config)
+        if sealed_at:
+            raise InvalidConfig(
+                f'config key "{sealed_at}" holds a sealed value: send the secret itself'
+            )
+        try:
+            return validate_integration_config(integration_type, config)
+        except ValueError as exc:
+            raise InvalidConfig(str(exc)) from None
+
+    async def _check_egress_bounded(
+        self, integration_type: str, config: Mapping[str, Any]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        check = loop.run_in_executor(
+            self.resolver, self._check_egress, integration_type, config
+        )
+        try:
+            async with asyncio.timeout(RESOLVE_SECONDS):
+                await check
+        except TimeoutError:
+            # Not refused, only unknown for now: connecting checks again (§16), and a name
+            # that never resolves fails there with its own clear message.
+            logger.info("egress check of a %s config timed out resolving", integration_type)
 
     def _check_egress(self, integration_type: str, config: Mapping[str, Any]) -> None:
         try:
             check_egress(integration_type, config, self.egress)
         except EgressRefused as exc:
             raise DestinationRefused(str(exc)) from None
+
+
+RESOLVE_SECONDS = 3.0
+
+
+async def patched_config(
+    access: SourceAccess,
+    integration_type: str,
+    stored: Mapping[str, Any],
+    new: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A PATCH's config, checked: an echoed *** keeps the stored secret only while the
+    destination (and its channel's security) stays the same — a stored password is never
+    sent anywhere new."""
+    merged, kept_secret = keep_masked_secrets(new, stored)
+    config = await access.checked_config(integration_type, merged)
+    _ensure_secret_stays(integration_type, stored, config, kept_secret)
+    return config
+
+
+def _ensure_secret_stays(
+    integration_type: str, stored: Mapping[str, Any], config: Mapping[str, Any], kept: bool
+) -> None:
+    if kept and _destination(integration_type, stored) != _destination(integration_type, config):
+        raise InvalidConfig(
+            "this change would send the stored password to another destination (scheme, "
+            "host, port, user, database or data server) or over a less secure channel: "
+            "re-enter the password"
+        )
+
+
+def readable_config(access: SourceAccess, integration: TenantIntegration) -> dict[str, Any]:
+    """The stored config opened; if its secrets can no longer be opened (the key changed),
+    masked: only newly entered secrets can replace them."""
+    try:
+        return access.vault.reveal(integration.config)
+    except SecretUnreadable:
+        return mask_secrets(integration.config)
 
 
 # --- integrations --------------------------------------------------------------------------
@@ -159,9 +243,16 @@ def _audit_changes(
 
 
 def create_integration(
-    session: Session, data: IntegrationCreate, *, access: SourceAccess, actor_id: int | None
+    session: Session,
+    data: IntegrationCreate,
+    *,
+    access: SourceAccess,
+    actor_id: int | None,
+    checked: dict[str, Any] | None = None,
 ) -> TenantIntegration:
-    config = access.check_config(data.type, data.config)
+    """`checked`: the config already through `checked_config` (requests); else it is checked
+    here, blocking (the CLI and the seed)."""
+    config = checked if checked is not None else access.check_config(data.type, data.config)
     integration = TenantIntegration(
         type=data.type, name=data.name, config=access.vault.seal(config), is_active=data.is_active
     )
@@ -184,15 +275,12 @@ def update_integration(
     *,
     access: SourceAccess,
     actor_id: int | None,
+    checked: dict[str, Any] | None = None,
 ) -> TenantIntegration:
-    """PATCH name, is_active and config. An echoed *** keeps the stored secret only while the
-    destination stays the same: a stored password is never sent anywhere new."""
+    """PATCH name, is_active and config; `checked` is the new config from `patched_config`
+    (requests); without it a new config is checked here, blocking."""
     integration = get_integration(session, integration_id)
-    try:
-        stored = access.vault.reveal(integration.config)
-    except SecretUnreadable:
-        # Its secrets are lost (the key changed): only newly entered ones can replace them.
-        stored = mask_secrets(integration.config)
+    stored = readable_config(access, integration)
     before = (_audit_view(integration, stored), _audit_view(integration, mask_secrets(stored)))
     if data.name is not None:
         integration.name = data.name
@@ -200,15 +288,11 @@ def update_integration(
         integration.is_active = data.is_active
     config = stored
     if data.config is not None:
-        merged, kept_secret = keep_masked_secrets(data.config, stored)
-        config = access.check_config(integration.type, merged)
-        if kept_secret and _destination(integration.type, stored) != _destination(
-            integration.type, config
-        ):
-            raise InvalidConfig(
-                "this change would send the stored password to another destination (scheme, "
-                "host, port, user, database or data server): re-enter the password"
-            )
+        if checked is None:
+            merged, kept = keep_masked_secrets(data.config, stored)
+            checked = access.check_config(integration.type, merged)
+            _ensure_secret_stays(integration.type, stored, checked, kept)
+        config = checked
         integration.config = access.vault.seal(config)
     after = (_audit_view(integration, config), _audit_view(integration, mask_secrets(config)))
     changes = _audit_changes((before[0], after[0]), (before[1], after[1]))

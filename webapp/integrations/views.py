@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
-from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from webapp.deps import (
     AdminUser,
@@ -67,31 +67,56 @@ def list_integrations(db: SessionDep, _user: EngineerUser) -> IntegrationList:
 
 
 @router.post("/integrations", response_model=IntegrationOut, status_code=201)
-def create_integration(
+async def create_integration(
     data: IntegrationCreate, db: SessionDep, user: AdminUser, sources: SourcesDep
 ) -> IntegrationOut:
+    """Config validated per type and its destination checked against the egress policy
+    (async: a slow name server holds no worker thread), then saved with secrets sealed."""
     try:
-        return _out(service.create_integration(db, data, access=sources, actor_id=user.id))
+        checked = await sources.checked_config(data.type, data.config)
     except service.InvalidConfig as exc:
         raise _invalid_config(exc) from None
+    integration = await db_call(db, _create, data, sources, user.id, checked)
+    return _out(integration)
+
+
+def _create(
+    db: Session, data: IntegrationCreate, sources: service.SourceAccess, actor_id: int,
+    checked: dict[str, Any],
+) -> TenantIntegration:
+    return service.create_integration(
+        db, data, access=sources, actor_id=actor_id, checked=checked
+    )
 
 
 @router.patch("/integrations/{integration_id}", response_model=IntegrationOut)
-def update_integration(
+async def update_integration(
     request: Request, integration_id: IntegrationId, data: IntegrationUpdate, db: SessionDep,
     user: AdminUser, sources: SourcesDep,
 ) -> IntegrationOut:
     try:
-        integration = _out(
-            service.update_integration(db, integration_id, data, access=sources, actor_id=user.id)
-        )
+        checked = None
+        if data.config is not None:
+            integration = await db_call(db, service.get_integration, integration_id)
+            stored = service.readable_config(sources, integration)
+            checked = await service.patched_config(sources, integration.type, stored, data.config)
+        updated = await db_call(db, _update, integration_id, data, sources, user.id, checked)
     except service.NotFound as exc:
         raise _not_found(exc) from None
     except service.InvalidConfig as exc:
         raise _invalid_config(exc) from None
     # Committed: open streams reconnect and read with the new settings.
     request.app.state.hub.end_streams(tenant_id=user.tenant_id, integration_id=integration_id)
-    return integration
+    return _out(updated)
+
+
+def _update(
+    db: Session, integration_id: int, data: IntegrationUpdate, sources: service.SourceAccess,
+    actor_id: int, checked: dict[str, Any] | None,
+) -> TenantIntegration:
+    return service.update_integration(
+        db, integration_id, data, access=sources, actor_id=actor_id, checked=checked
+    )
 
 
 @router.post("/integrations/{integration_id}/test", response_model=ConnectionTestResult)
@@ -106,7 +131,7 @@ async def test_integration(
         raise _not_found(exc) from None
     started = time.perf_counter()
     try:
-        await run_in_threadpool(sources.check_destination, integration.type, integration.config)
+        await sources.check_destination(integration.type, integration.config)
     except service.DestinationRefused as exc:
         raise _invalid_config(exc) from None
     problem = await check_connection(integration.id, integration.type, integration.config, sources)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from webapp.blackbox.audit import AuditedObject, ConfigAction, changes_between, record_config_change
 from webapp.blackbox.service import record_event
+from webapp.connectors.base import datetime_to_ns, ns_to_iso
 from webapp.db import AUTH_LOOKUP, bind_tenant, bound_tenant_id, transaction_lock, utcnow
 from webapp.security import (
     burn_password_check,
@@ -52,7 +53,8 @@ class DuplicateEmail(Exception):
 
 
 class SelfLockout(Exception):
-    """A tenant admin may not deactivate or demote their own account."""
+    """A change an admin may not make: deactivating or demoting their own account, or
+    touching a user who outranks them (the platform's own administrators)."""
 
 
 @dataclass
@@ -139,6 +141,10 @@ def update_user(
     """Change a user's role or active flag; deactivating revokes every session and token, so
     their open streams end at the hub's next check."""
     user = get_user(session, user_id)
+    if ROLE_RANK[Role(user.role)] > ROLE_RANK[Role(actor.role)]:
+        raise SelfLockout(f"user {user_id} has a higher role than yours; you cannot change it")
+    if role is not None and ROLE_RANK[role] > ROLE_RANK[Role(actor.role)]:
+        raise SelfLockout("you cannot grant a role higher than your own")
     if user.id == actor.id and (
         is_active is False or (role is not None and ROLE_RANK[role] < ROLE_RANK[Role(user.role)])
     ):
@@ -184,7 +190,7 @@ def _revoke_token(
     record_config_change(
         session, tenant_id=token.tenant_id, actor_id=actor_id, obj=AuditedObject.token,
         object_id=token.id, action=ConfigAction.revoked,
-        changes={"revoked_at": [None, now.isoformat()]},
+        changes={"revoked_at": [None, ns_to_iso(datetime_to_ns(now))]},
     )
 
 

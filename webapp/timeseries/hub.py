@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webapp.connectors.base import Series, datetime_to_ns, ns_to_datetime
+from webapp.connectors.registry import discard_connector
 from webapp.db import AUTH_LOOKUP, as_utc, bind_tenant, utcnow
 from webapp.integrations.service import SourceAccess
 from webapp.tenancy.models import ApiToken, Tenant, User, UserSession
@@ -92,6 +93,7 @@ class Feed:
         self.fan_outs: deque[tuple[int, float]] = deque(maxlen=64)  # (viewers, seconds) per tick
         self.source = "live"
         self.error: str | None = None
+        self.closed = False  # its integration changed: holders must attach a new feed
         self.task: asyncio.Task[None] | None = None
         self._memo: tuple[int | None, int | None, Series] | None = None
 
@@ -294,6 +296,7 @@ class LiveHub:
     # --- feeds ---------------------------------------------------------------------------
 
     def attach(self, signal: Signal) -> Feed:
+        self._loop = asyncio.get_running_loop()
         feed = self.feeds.get(signal.source_key)
         if feed is None:
             feed = self.feeds[signal.source_key] = Feed(signal, datetime_to_ns(utcnow()))
@@ -599,7 +602,9 @@ class LiveHub:
     ) -> None:
         """End the open streams of an edited mapping or integration (callable from any
         thread): their clients reconnect, as EventSource does by itself, and get the new
-        settings, or a 404 if it was deactivated."""
+        settings, or a 404 if it was deactivated. An edited integration's feeds stop polling
+        and its connector is closed at once: its old settings and credentials are used for
+        nothing more (whoever still needs a feed attaches a new one, with the new settings)."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(
                 self._end_matching, tenant_id, mapping_id, integration_id
@@ -614,6 +619,15 @@ class LiveHub:
                 signal.mapping_id == mapping_id or signal.integration_id == integration_id
             ):
                 viewer.end(revoked=False)
+        if integration_id is None:
+            return
+        for key, feed in list(self.feeds.items()):
+            if key[0] == integration_id and feed.signal.tenant_id == tenant_id:
+                feed.closed = True
+                del self.feeds[key]
+                if feed.task is not None:
+                    feed.task.cancel()
+        discard_connector(integration_id)
 
     def live_credentials(self, digests: set[str]) -> set[str]:
         """Which of these session and token digests still authenticate: one query for all.
