@@ -138,7 +138,7 @@ def test_twins_page_in_arabic_is_rtl_and_translated(
     response = client.get("/twins?lang=ar")
     assert response.status_code == 200
     assert html_lang_dir(response) == ("ar", "rtl")
-    assert nav_labels(response) == ["التوأم الرقمي", "الصندوق الأسود", "واجهة البرمجة"]
+    assert nav_labels(response) == ["التوأم الرقمي", "الإنذارات", "الصندوق الأسود", "واجهة البرمجة"]
     soup = page(response)
     card = soup.select_one("[data-role=asset-card]")
     assert card is not None
@@ -175,7 +175,7 @@ def test_language_choice_is_remembered_for_the_user(
 
     english = client.get("/twins?lang=en")
     assert html_lang_dir(english) == ("en", "ltr")
-    assert nav_labels(english) == ["Digital Twin", "BlackBox", "API"]
+    assert nav_labels(english) == ["Digital Twin", "Alarms", "BlackBox", "API"]
     assert html_lang_dir(client.get("/twins")) == ("en", "ltr")
 
 

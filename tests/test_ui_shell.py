@@ -159,7 +159,7 @@ def test_shell_has_navigation_language_switch_and_who(
 ) -> None:
     soup = soup_of(client.get("/blackbox?category=AUTH"))
     nav = soup.select_one("nav.main-nav")
-    assert [a["href"] for a in nav.select("a")] == ["/twins", "/blackbox", "/docs"]
+    assert [a["href"] for a in nav.select("a")] == ["/twins", "/alarms", "/blackbox", "/docs"]
     assert nav.select_one("a[aria-current=page]")["href"] == "/blackbox"
     languages = {a["hreflang"]: a["href"] for a in soup.select(".lang-switch a")}
     # The switch keeps the page and its filters.
@@ -269,7 +269,9 @@ def test_asset_url_opened_directly_is_a_full_page_with_the_panel_open(
     assert soup.html is not None
     panel = soup.select_one("#twin-panel [data-role=asset-panel]")
     assert panel is not None and panel["data-asset-id"] == str(asset.id)
-    assert asset.code in panel.select_one("[data-role=asset-name]").get_text()
+    # The heading's name is the name alone; the code sits beside it.
+    assert panel.select_one("[data-role=asset-name]").get_text(strip=True) == asset.name
+    assert panel.select_one("[data-role=asset-code]").get_text(strip=True) == asset.code
     assert panel.select_one("[data-role=asset-type]").get_text(strip=True) == "Centrifugal pump"
     assert panel.select_one("[data-role=asset-criticality]")["data-criticality"] == "high"
     selected = soup.select("[data-role=asset-card][aria-current=true]")

@@ -225,6 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(blackbox_views.router, dependencies=csrf)
     app.include_router(integration_views.router, dependencies=csrf)
     app.include_router(alarm_views.router, dependencies=csrf)
+    app.include_router(alarm_views.pages, dependencies=csrf)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -61,8 +61,48 @@
     }
   }
 
+  // The alarm banner's poll also says which assets are in alarm (a hidden list in the
+  // banner): the overview's cards take their mark from it, so a card turns abnormal (or calm
+  // again) without a reload. The words come translated from the grid's data-alarm-label-*.
+  function syncCardAlarms() {
+    var grid = document.getElementById("asset-grid");
+    var list = document.querySelector("#alarm-banner [data-role=alarm-assets]");
+    if (!grid || !list) return;
+    var priorities = {};
+    var entries = list.querySelectorAll("[data-asset-id]");
+    for (var i = 0; i < entries.length; i++) {
+      priorities[entries[i].getAttribute("data-asset-id")] = entries[i].getAttribute("data-priority");
+    }
+    var cards = grid.querySelectorAll("[data-role=asset-card]");
+    for (var j = 0; j < cards.length; j++) {
+      var card = cards[j];
+      var priority = priorities[card.getAttribute("data-asset-id")] || null;
+      var mark = card.querySelector("[data-role=card-alarm]");
+      if (card.getAttribute("data-alarm-priority") === priority) continue;
+      if (priority) {
+        card.setAttribute("data-alarm-priority", priority);
+      } else {
+        card.removeAttribute("data-alarm-priority");
+      }
+      if (!mark) continue;
+      if (priority) {
+        mark.setAttribute("data-priority", priority);
+        mark.textContent = grid.getAttribute("data-alarm-label-" + priority) || priority;
+        mark.hidden = false;
+      } else {
+        mark.removeAttribute("data-priority");
+        mark.textContent = "";
+        mark.hidden = true;
+      }
+    }
+  }
+
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail && event.detail.target;
+    if (target && target.id === "alarm-banner") {
+      syncCardAlarms();
+      return;
+    }
     if (target && target.id === "metric-view") {
       syncSelectedMetric();
       return;

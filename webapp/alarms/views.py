@@ -1,5 +1,6 @@
 """Alarms API (DESIGN.md §14): read (viewer+), acknowledge and shelve (operator+), limits
-(engineer+), KPIs and a live stream of transitions."""
+(engineer+), KPIs and a live stream of transitions; and the alarm screens (`pages`): the
+banner on every page, /alarms, and acknowledging from a row."""
 
 from __future__ import annotations
 
@@ -10,11 +11,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from webapp.alarms import service
+from webapp.alarms.charts import build_rate_chart
+from webapp.alarms.presenters import (
+    RECENTLY_CLOSED,
+    AlarmRow,
+    Banner,
+    Viewer,
+    alarm_row,
+    alarm_rows,
+    bad_actors,
+    read_banner,
+    viewer_of,
+)
 from webapp.alarms.schemas import (
     AckRequest,
     AlarmKpis,
@@ -27,7 +41,7 @@ from webapp.alarms.schemas import (
     PriorityName,
     ShelveRequest,
 )
-from webapp.blackbox.models import BlackBoxEvent
+from webapp.blackbox.models import BlackBoxEvent, BlackBoxIncident
 from webapp.db import tenant_session, utcnow
 from webapp.deps import (
     CurrentUser,
@@ -40,6 +54,7 @@ from webapp.deps import (
     stream_slot,
 )
 from webapp.sse import SlotEventSourceResponse
+from webapp.templating import is_htmx, render_page, templates
 from webapp.types import MAX_DB_ID
 
 router = APIRouter(prefix="/api", tags=["alarms"])
@@ -250,3 +265,134 @@ def unshelve_limit(limit_id: LimitId, db: SessionDep, user: OperatorUser) -> Lim
         return _limit_out(service.unshelve(db, limit_id, actor_id=user.id, now=utcnow()))
     except LIMIT_ERRORS as exc:
         raise _http(exc) from None
+
+
+# --- screens (§14 "Screens") ------------------------------------------------------------------
+
+pages = APIRouter(include_in_schema=False)
+KPI_WINDOW_HOURS = 24
+# Fired (after the swap settles) when an acknowledgement changed an alarm: the banner and the
+# /alarms list refresh at once instead of at their next poll.
+ALARMS_CHANGED = "alarms-changed"
+
+
+def keep_banner(request: Request, banner: Banner) -> None:
+    """A view that has read the banner with its own session hands it to the page."""
+    request.state.alarm_banner = banner
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def banner_context(request: Request) -> dict[str, Any]:
+    """The banner in base.html, for every signed-in page without each view asking for it.
+
+    Views that read it already (the twin pages, the banner fragment) leave it on
+    `request.state`; otherwise a full page rendered in a worker thread (every plain `def`
+    view) reads it with a short session of its own. A page rendered on the event loop (async
+    views, error pages) must not wait on the database there: its banner comes without counts
+    and fetches them as soon as it loads. htmx fragments never show the banner: no read."""
+    user = getattr(request.state, "user", None)
+    if user is None:
+        return {}
+    banner = getattr(request.state, "alarm_banner", None)
+    if banner is None and not is_htmx(request) and not _on_event_loop():
+        with tenant_session(request.app.state.session_factory, user.tenant_id) as session:
+            banner = read_banner(session)
+    return {"alarm_banner": banner}
+
+
+templates.context_processors.append(banner_context)
+
+
+def _recently_closed(db: Session, viewer: Viewer) -> list[AlarmRow]:
+    """The last closed alarms, newest closure first (the API's `closed` list is ordered by
+    priority, which would keep old high-priority alarms ahead of today's)."""
+    ids = db.scalars(
+        select(BlackBoxIncident.id)
+        .where(
+            BlackBoxIncident.alarm_limit_id.is_not(None), BlackBoxIncident.closed_at.is_not(None)
+        )
+        .order_by(BlackBoxIncident.closed_at.desc(), BlackBoxIncident.id.desc())
+        .limit(RECENTLY_CLOSED)
+    ).all()
+    found = service.alarms_by_id(db, set(ids), now=utcnow())
+    return alarm_rows((found[i] for i in ids if i in found), viewer)
+
+
+def _active_rows(db: Session, viewer: Viewer) -> list[AlarmRow]:
+    return alarm_rows(service.list_alarms(db, state=service.StateFilter.active), viewer)
+
+
+def _alarms_page_context(db: Session, viewer: Viewer) -> dict[str, Any]:
+    now = utcnow()
+    kpis = service.alarm_kpis(db, hours=KPI_WINDOW_HOURS, now=now)
+    start, counts = service.activations_per_interval(db, hours=KPI_WINDOW_HOURS, now=now)
+    return {
+        "active_rows": _active_rows(db, viewer),
+        "suppressed_rows": alarm_rows(
+            service.list_alarms(db, state=service.StateFilter.suppressed, now=now), viewer
+        ),
+        "closed_rows": _recently_closed(db, viewer),
+        "kpis": kpis,
+        "bad_actors": bad_actors(db, kpis),
+        "rate": build_rate_chart(start, counts, end=now, timezone=viewer.timezone,
+                                 locale=viewer.locale),
+    }
+
+
+@pages.get("/alarms", response_class=HTMLResponse)
+def alarms_page(request: Request, db: SessionDep, user: CurrentUser) -> HTMLResponse:
+    """Active, suppressed and recently closed alarms and the performance figures; for htmx
+    (the list's poll) only the active list."""
+    viewer = viewer_of(user, request.state.locale)
+    if is_htmx(request):
+        context = {"active_rows": _active_rows(db, viewer)}
+        return render_page(request, "alarms/index.html", context, block="alarm_list")
+    return render_page(request, "alarms/index.html", _alarms_page_context(db, viewer))
+
+
+@pages.get("/alarms/banner", response_class=HTMLResponse)
+def alarm_banner(request: Request, db: SessionDep, _user: CurrentUser) -> Response:
+    """The banner's block, polled by every page; opened directly, the alarms page."""
+    if not is_htmx(request):
+        return RedirectResponse("/alarms", status_code=status.HTTP_303_SEE_OTHER)
+    keep_banner(request, read_banner(db))
+    return render_page(request, "base.html", {}, block="alarm_banner")
+
+
+@pages.post("/alarms/{alarm_id}/ack", response_class=HTMLResponse)
+def acknowledge_from_screen(
+    request: Request, alarm_id: AlarmId, db: SessionDep, user: OperatorUser
+) -> Response:
+    """Acknowledge from a row; htmx gets the row back as it is now (with what went wrong:
+    409 already acknowledged or closed, 404 not found), a plain form post the alarms page."""
+    viewer = viewer_of(user, request.state.locale)
+    problem, row = None, None
+    try:
+        alarm = service.acknowledge(db, alarm_id, actor_id=user.id, comment=None, now=utcnow())
+        row = alarm_row(alarm, viewer)
+    except service.Conflict:
+        db.rollback()
+        problem = status.HTTP_409_CONFLICT
+        row = alarm_row(service.get_alarm(db, alarm_id, now=utcnow()), viewer)
+    except service.NotFound:
+        db.rollback()
+        problem = status.HTTP_404_NOT_FOUND
+    if not is_htmx(request):
+        if problem is None:
+            return RedirectResponse("/alarms", status_code=status.HTTP_303_SEE_OTHER)
+        context = {**_alarms_page_context(db, viewer), "page_error": problem}
+        return render_page(request, "alarms/index.html", context, status_code=problem)
+    response = render_page(
+        request, "_alarm_row.html", {"row": row, "ack_error": problem},
+        status_code=problem or status.HTTP_200_OK,
+    )
+    if problem is None:
+        response.headers["HX-Trigger-After-Settle"] = ALARMS_CHANGED
+    return response

@@ -2,6 +2,8 @@
 
 The chart is plain data for `partials/_metric_chart.html`; the same function serves the
 metric fragment and every SSE `chart` event. Time runs left → right in every language.
+The signal's active alarm limits are drawn as lines over the value range the data sets; a
+limit beyond that range sits at the edge it lies beyond, marked off-scale (DESIGN.md §14).
 """
 
 from __future__ import annotations
@@ -36,6 +38,35 @@ class AxisLabel:
 
 
 @dataclass(frozen=True, slots=True)
+class ChartLimit:
+    """An active alarm limit of the charted signal: all the chart needs to know of it."""
+
+    level: str  # hihi | hi | lo | lolo
+    threshold: float
+
+    @property
+    def is_high(self) -> bool:
+        return self.level in ("hi", "hihi")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitLine:
+    level: str
+    y: float
+    label_y: float
+    value: str  # the threshold, formatted like the value axis
+    off_scale: str | None  # "above" | "below" the drawn range, else None
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """The normal band between the lo and hi limits (or a plot edge where one is missing)."""
+
+    y: float
+    height: float
+
+
+@dataclass(frozen=True, slots=True)
 class TableRow:
     time: str
     time_iso: str
@@ -55,6 +86,8 @@ class Chart:
     gridlines: tuple[float, ...]
     unit_label: AxisLabel
     rows: tuple[TableRow, ...]
+    limits: tuple[LimitLine, ...] = ()
+    normal_band: Band | None = None
     plot_left: int = PAD_START
     plot_right: int = WIDTH - PAD_END
     plot_top: int = PAD_TOP
@@ -79,7 +112,57 @@ def _time_format(span_ns: int) -> str:
     return "HH:mm" if span_ns <= timedelta(hours=12).total_seconds() * 1e9 else "d MMM HH:mm"
 
 
-def build_chart(series: Series, *, unit: str | None, timezone: str, locale: str) -> Chart:
+LABEL_STEP = 16  # SVG units between stacked limit labels at one edge
+# Labels at an edge stack outward-in: the outer limit nearest the edge.
+_EDGE_ORDER = {"hihi": 0, "hi": 1, "lolo": 0, "lo": 1}
+
+
+def limit_lines(
+    limits: tuple[ChartLimit, ...], *, y_low: float, y_high: float, digits: int, locale: str
+) -> tuple[tuple[LimitLine, ...], Band | None]:
+    """Each limit at its height (or the edge it lies beyond), and the shaded normal band."""
+    plot_top, plot_bottom = PAD_TOP, HEIGHT - PAD_BOTTOM
+
+    def y_of(value: float) -> float:
+        return plot_top + (y_high - value) / (y_high - y_low) * (plot_bottom - plot_top)
+
+    lines: list[LimitLine] = []
+    stacked = {"above": 0, "below": 0}
+    for limit in sorted(limits, key=lambda item: (item.is_high, _EDGE_ORDER[item.level])):
+        off_scale = "above" if limit.threshold > y_high else (
+            "below" if limit.threshold < y_low else None
+        )
+        if off_scale == "above":
+            y = float(plot_top)
+            label_y = plot_top + 14 + stacked["above"] * LABEL_STEP
+        elif off_scale == "below":
+            y = float(plot_bottom)
+            label_y = plot_bottom - 5 - stacked["below"] * LABEL_STEP
+        else:
+            y = y_of(limit.threshold)
+            # High limits are labelled above their line, low ones below: away from normal.
+            label_y = y - 5 if limit.is_high else y + 15
+        if off_scale:
+            stacked[off_scale] += 1
+        lines.append(LimitLine(limit.level, y, label_y,
+                               format_value(limit.threshold, digits, locale), off_scale))
+
+    thresholds = {limit.level: limit.threshold for limit in limits}
+    upper = thresholds.get("hi", thresholds.get("hihi"))
+    lower = thresholds.get("lo", thresholds.get("lolo"))
+    band = None
+    if upper is not None or lower is not None:
+        top = plot_top if upper is None else min(max(y_of(upper), plot_top), plot_bottom)
+        bottom = plot_bottom if lower is None else min(max(y_of(lower), plot_top), plot_bottom)
+        if bottom - top > 0.5:
+            band = Band(top, bottom - top)
+    return tuple(sorted(lines, key=lambda line: line.y)), band
+
+
+def build_chart(
+    series: Series, *, unit: str | None, timezone: str, locale: str,
+    limits: tuple[ChartLimit, ...] = (),
+) -> Chart:
     timestamps, values = series.timestamps, series.values
     finite = np.isfinite(values)
     plot_width = WIDTH - PAD_START - PAD_END
@@ -152,7 +235,8 @@ def build_chart(series: Series, *, unit: str | None, timezone: str, locale: str)
         for t, v, q in zip(timestamps.tolist(), values.tolist(), series.quality.tolist(),
                            strict=True)
     )
+    lines, band = limit_lines(limits, y_low=y_low, y_high=y_high, digits=digits, locale=locale)
     return Chart(
         WIDTH, HEIGHT, len(series), " ".join(commands), markers, value_labels, time_labels,
-        gridlines, unit_label, rows,
+        gridlines, unit_label, rows, lines, band,
     )

@@ -12,7 +12,7 @@ import numpy as np
 from webapp.connectors.base import QUALITY_NAMES, Series, ns_to_datetime
 from webapp.templating import format_local_time, gettext, templates
 from webapp.timeseries.service import SeriesMode, SeriesWindow, Signal, resolve_window
-from webapp.twin.charts import build_chart, format_value, value_digits
+from webapp.twin.charts import ChartLimit, build_chart, format_value, value_digits
 
 
 def N_(message: str) -> str:
@@ -103,9 +103,10 @@ def latest_view(
 
 def metric_context(
     *, signal: Signal, chart_range: ChartRange, series: Series, source: str, timezone: str,
-    locale: str, interval_seconds: float,
+    locale: str, interval_seconds: float, limits: tuple[ChartLimit, ...] = (),
 ) -> dict[str, object]:
-    """Everything the metric view and its SSE payloads show, from one scaled series."""
+    """Everything the metric view and its SSE payloads show, from one scaled series and the
+    signal's active alarm limits."""
     return {
         "signal": signal,
         "chart_range": chart_range,
@@ -113,7 +114,9 @@ def metric_context(
         "latest": latest_view(
             series, unit=signal.unit, timezone=timezone, source=source, locale=locale
         ),
-        "chart": build_chart(series, unit=signal.unit, timezone=timezone, locale=locale),
+        "chart": build_chart(
+            series, unit=signal.unit, timezone=timezone, locale=locale, limits=limits
+        ),
         "chart_id": f"{signal.mapping_id}-{chart_range.value}",
         "chart_title": f"{metric_label(signal.metric)} — {range_label(chart_range)}",
         "stream_url": (

@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
+from webapp.alarms import service as alarm_service
+from webapp.alarms.presenters import Banner, Viewer, alarm_rows, read_banner, viewer_of
+from webapp.alarms.views import keep_banner
 from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetList
@@ -38,6 +41,7 @@ from webapp.timeseries import service as series_service
 from webapp.timeseries.hub import SERVER_SEND, LiveHub, ns_to_event_id
 from webapp.timeseries.schemas import MetricDetail, MetricList, SeriesOut, point_dicts
 from webapp.timeseries.service import SeriesMode, SeriesRead, Signal, SourceUnavailable
+from webapp.twin.charts import ChartLimit
 from webapp.twin.presenters import (
     RANGE_SPANS,
     ChartRange,
@@ -91,6 +95,22 @@ def _signal_or_404(db: Session, asset_id: int, metric: str) -> Signal:
             status.HTTP_404_NOT_FOUND, f"Metric {metric!r} is not mapped for asset {asset_id}"
         )
     return signal
+
+
+def _chart_limits(db: Session, signal: Signal) -> tuple[ChartLimit, ...]:
+    """The signal's active alarm limits, from the same service as the limits API."""
+    return tuple(
+        ChartLimit(view.limit.level, view.limit.threshold)
+        for view in alarm_service.list_limits(db, mapping_id=signal.mapping_id)
+        if view.limit.is_active
+    )
+
+
+def _signal_and_limits(
+    db: Session, asset_id: int, metric: str
+) -> tuple[Signal, tuple[ChartLimit, ...]]:
+    signal = _signal_or_404(db, asset_id, metric)
+    return signal, _chart_limits(db, signal)
 
 
 def _unprocessable(parameter: str, message: str) -> HTTPException:
@@ -225,16 +245,22 @@ async def _card_values(
     return values
 
 
-def _grid_context(db: Session) -> tuple[list[Asset], dict[int, list[Signal]]]:
-    return list(asset_service.list_assets(db)), series_service.signals_by_asset(db)
+def _grid_context(db: Session) -> tuple[list[Asset], dict[int, list[Signal]], Banner]:
+    assets, signals = list(asset_service.list_assets(db)), series_service.signals_by_asset(db)
+    return assets, signals, read_banner(db)
 
 
 async def _page_context(request: Request, db: Session, user: User) -> dict[str, object]:
-    assets, signals = await db_call(db, _grid_context)
+    assets, signals, banner = await db_call(db, _grid_context)
+    # The same reading feeds the banner and the cards' alarm marks, so they always agree.
+    keep_banner(request, banner)
     card_values = await _card_values(
         _hub(request), signals, user.tenant.timezone, request.state.locale
     )
-    return {"assets": assets, "asset_signals": signals, "card_values": card_values}
+    return {
+        "assets": assets, "asset_signals": signals, "card_values": card_values,
+        "card_alarms": banner.assets,
+    }
 
 
 @router.get("/twins", response_class=HTMLResponse, include_in_schema=False)
@@ -246,9 +272,19 @@ async def twins_page(request: Request, db: SessionDep, user: CurrentUser) -> HTM
     return render_page(request, "twins/index.html", {**context, "selected": None})
 
 
-def _panel_context(db: Session, asset_id: int) -> dict[str, object]:
+def _panel_context(db: Session, asset_id: int, viewer: Viewer) -> dict[str, object]:
     asset = asset_or_404(db, asset_id)
-    return {"selected": asset, "signals": series_service.asset_signals(db, asset_id)}
+    alarms = [
+        *alarm_service.list_alarms(db, state=alarm_service.StateFilter.active, asset_id=asset_id),
+        *alarm_service.list_alarms(
+            db, state=alarm_service.StateFilter.suppressed, asset_id=asset_id
+        ),
+    ]
+    return {
+        "selected": asset,
+        "signals": series_service.asset_signals(db, asset_id),
+        "asset_alarms": alarm_rows(alarms, viewer),
+    }
 
 
 @router.get("/twins/assets/{asset_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -256,7 +292,7 @@ async def asset_panel(
     request: Request, asset_id: AssetId, db: SessionDep, user: CurrentUser
 ) -> HTMLResponse:
     """The panel; its first metric loads by itself (a fragment request, with its own event)."""
-    panel = await db_call(db, _panel_context, asset_id)
+    panel = await db_call(db, _panel_context, asset_id, viewer_of(user, request.state.locale))
     signals = panel["signals"]
     context = {**panel, "selected_metric": signals[0].metric if signals else None, "metric": None}
     if not is_htmx(request):
@@ -283,12 +319,12 @@ async def metric_view(
     context: dict[str, object] = {"selected_metric": metric_name, "metric": None}
     status_code = 200
     try:
-        signal = await db_call(db, _signal_or_404, asset_id, metric_name)
+        signal, limits = await db_call(db, _signal_and_limits, asset_id, metric_name)
         read = await read_series_for_user(db, user, signal, chart_window(chart_range), sources)
         context["metric"] = metric_context(
             signal=signal, chart_range=chart_range, series=read.series, source=read.source,
             timezone=user.tenant.timezone, locale=request.state.locale,
-            interval_seconds=settings.stream_interval_seconds,
+            interval_seconds=settings.stream_interval_seconds, limits=limits,
         )
     except HTTPException as exc:
         if exc.status_code not in (404, 503):
@@ -297,7 +333,9 @@ async def metric_view(
         context["metric_error"] = {"status": exc.status_code, "message": exc.detail}
     if not is_htmx(request):
         try:
-            panel = await db_call(db, _panel_context, asset_id)
+            panel = await db_call(
+                db, _panel_context, asset_id, viewer_of(user, request.state.locale)
+            )
         except HTTPException:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"Asset {asset_id} not found") from None
         context = {**await _page_context(request, db, user), **panel, **context}
@@ -352,7 +390,8 @@ async def metric_fragment_stream(
     """SSE `latest` and `chart` fragments, rendered once per tick per (mapping, range, locale)."""
     hub = _hub(request)
     with stream_slot(request, user, settings) as release:
-        signal = await db_call(db, _signal_or_404, asset_id, metric_name)
+        # The chart's limits are read once, here (one edited later shows on the next stream).
+        signal, limits = await db_call(db, _signal_and_limits, asset_id, metric_name)
         await _ensure_chart(hub, db, user, signal, chart_range, sources)
         # Everything the stream needs is copied now: no database session while it streams.
         locale, timezone = request.state.locale, user.tenant.timezone
@@ -365,7 +404,7 @@ async def metric_fragment_stream(
             context = metric_context(
                 signal=signal, chart_range=chart_range, series=series,
                 source=hub.source_of(signal), timezone=timezone, locale=locale,
-                interval_seconds=settings.stream_interval_seconds,
+                interval_seconds=settings.stream_interval_seconds, limits=limits,
             )
             event_id = ns_to_event_id(int(series.timestamps[-1])) if len(series) else None
             return (
@@ -381,7 +420,8 @@ async def metric_fragment_stream(
 
         return LiveEventSourceResponse(
             lambda send: hub.stream(
-                signal, send, variant=("fragments", chart_key, locale), encode=render,
+                # Viewers share one render per tick only when they draw the same limits.
+                signal, send, variant=("fragments", chart_key, locale, limits), encode=render,
                 after=after, digest=digest,
             ),
             release=release,
