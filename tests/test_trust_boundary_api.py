@@ -518,8 +518,9 @@ def test_switching_an_integration_off_stops_its_polls_and_closes_its_connector(
             assert time.monotonic() < deadline, "the feed went on"
             time.sleep(0.02)
         asked = len(pi.requests)
-        ticks = scanner.ticks
+        ticks, deadline = scanner.ticks, time.monotonic() + 5
         while scanner.ticks < ticks + 3:  # three stream intervals pass
+            assert time.monotonic() < deadline, "the scanner stopped ticking"
             time.sleep(0.02)
         assert len(pi.requests) == asked, "no poll after the integration was switched off"
         assert integration_id not in connector_cache()
