@@ -32,8 +32,9 @@ from tests.test_ui_shell import (
     test_no_inline_script_handlers_or_styles_on_any_page as assert_csp_safe_markup,
 )
 from webapp.alarms.charts import build_rate_chart
+from webapp.blackbox.service import record_event
 from webapp.connectors.base import Series, datetime_to_ns
-from webapp.db import utcnow
+from webapp.db import tenant_session, utcnow
 from webapp.twin.charts import HEIGHT, PAD_BOTTOM, PAD_TOP, ChartLimit, build_chart
 
 HTMX = {"HX-Request": "true"}
@@ -602,3 +603,23 @@ def test_rate_chart_marks_flood_intervals() -> None:
     assert [(bar.count, bar.flood) for bar in rate.bars] == [(3, False), (12, True)]
     assert rate.plot_top <= min(bar.y for bar in rate.bars)
     assert rate.bars[1].y < rate.flood_y < rate.bars[0].y
+
+
+def test_alarm_events_read_in_the_viewers_language_on_the_blackbox_screen(
+    client: TestClient, tenant_a: TenantWorld, session_factory: sessionmaker[Session]
+) -> None:
+    with tenant_session(session_factory, tenant_a.tenant.id) as session:
+        record_event(
+            session, tenant_id=tenant_a.tenant.id, asset_id=tenant_a.assets[0].id,
+            source_system="OPTRIA_ALARMS", source_type="ACTIVATED", event_category="ALARM",
+            severity="CRITICAL", summary="Activated: P-101 Vibration RMS high (12.5 ≥ 10)",
+            payload={"alarm_id": 1, "limit_id": 1, "metric": "vibration_rms", "level": "hi",
+                     "priority": "high", "threshold": 10.0, "value": 12.5, "user_id": None},
+        )
+        session.commit()
+    browser_login(client, tenant_a.users["viewer"].email)
+    for lang, words in (("en", "Alarm activated: Vibration RMS high"), ("ar", "تم تفعيل إنذار")):
+        page = client.get(f"/blackbox?category=ALARM&lang={lang}", headers={"HX-Request": "true"})
+        (row,) = BeautifulSoup(page.text, "html.parser").select("[data-role=event-row]")
+        text = row.get_text(" ", strip=True)
+        assert words in text and "12.5 ≥ 10.0" in text, text
