@@ -260,7 +260,10 @@ def served(app: Any) -> Iterator[str]:
     """The app on a real uvicorn (its own event loop and threadpool); yields the base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        # Open streams must not hold the shutdown past the join below: the lifespan's shutdown
+        # (hub, scanner, its advisory lock) has to run before the next test.
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                       timeout_graceful_shutdown=3)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -18,14 +18,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import TEST_SECRET_KEY, TenantWorld
+from tests.conftest import TEST_SECRET_KEY, make_tenant_world, migrated_database
 from tests.peers import add_integration, add_mapping, events, free_port, make_sql_historian
 from webapp.alarms.schemas import LimitCreate
 from webapp.alarms.service import create_limit
 from webapp.config import PROJECT_ROOT
-from webapp.db import tenant_session, utcnow
+from webapp.db import create_db_engine, create_session_factory, tenant_session, utcnow
 from webapp.scanner import LEADER_LOCK
 
 pytestmark = pytest.mark.postgres
@@ -91,12 +90,20 @@ def wait_for(check, what: str):  # type: ignore[no-untyped-def]
     return found
 
 
-def test_the_scanner_fails_over_to_another_process(
-    database_url: str, backend: str, session_factory: sessionmaker[Session],
-    tenant_a: TenantWorld, owner_engine: Engine, tmp_path: Path,
-) -> None:
-    if backend != "postgresql":
-        pytest.skip("leadership across processes is PostgreSQL's advisory lock")
+@pytest.fixture
+def own_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL database of this test's own: advisory locks are per database, so no other
+    app of the suite (one still shutting down, say) can hold the scanner's lock here."""
+    with migrated_database("postgresql", tmp_path_factory) as url:
+        yield url
+
+
+def test_the_scanner_fails_over_to_another_process(own_database: str, tmp_path: Path) -> None:
+    database_url = own_database
+    owner_engine = create_db_engine(database_url, as_app_role=False)
+    app_engine = create_db_engine(database_url)
+    session_factory = create_session_factory(app_engine)
+    tenant_a = make_tenant_world(session_factory, "TENANT_A")
     a = tenant_a.tenant.id
     url = make_sql_historian(tmp_path / "historian.db", [("T.VIB", utcnow(), 1.0, "good")])
     integration = add_integration(session_factory, a, type="sql", name="h",
@@ -140,3 +147,5 @@ def test_the_scanner_fails_over_to_another_process(
         assert alarm_kinds() == ["ACTIVATED", "CLEARED", "ACTIVATED"], "nothing twice"
     finally:
         historian.dispose()
+        app_engine.dispose()
+        owner_engine.dispose()
