@@ -311,6 +311,8 @@ def test_shelving_ends_by_itself(
             .where(AlarmLimit.__table__.c.id == limit["id"])
             .values(shelved_until=utcnow() + timedelta(milliseconds=300), shelve_reason="x")
         )
+    # Changed behind the app's back: the scanner would see it within PLAN_SECONDS; now.
+    plant.client.app.state.scanner.invalidate()
     deadline = time.monotonic() + DEADLINE_SECONDS
     while True:
         listed = plant.client.get("/api/alarm-limits", headers=plant.headers["viewer"]).json()

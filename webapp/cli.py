@@ -55,7 +55,8 @@ def seed_demo(settings: Settings) -> None:
         f"Demo tenant ARAMCO_DEMO: {'created' if summary.tenant_created else 'present'}; "
         f"users created: {len(summary.users_created)}; assets created: "
         f"{len(summary.assets_created)}; signal mappings created: {mappings.created_count} "
-        f"({mappings.integration_type} integration {mappings.integration_name!r})"
+        f"({mappings.integration_type} integration {mappings.integration_name!r}); "
+        f"alarm limits created: {mappings.limits_created}"
     )
 
 

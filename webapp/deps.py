@@ -152,6 +152,19 @@ def stream_slot(request: Request, user: User, settings: Settings) -> Iterator[Ca
         raise
 
 
+def configuration_changed(
+    request: Request, *, tenant_id: int, mapping_id: int | None = None,
+    integration_id: int | None = None,
+) -> None:
+    """After a committed change of signals or alarm limits: the live hub ends the streams (and
+    for an integration, the feeds) it concerns, and the alarm scanner reads its limits again."""
+    if mapping_id is not None or integration_id is not None:
+        request.app.state.hub.end_streams(
+            tenant_id=tenant_id, mapping_id=mapping_id, integration_id=integration_id
+        )
+    request.app.state.scanner.invalidate()
+
+
 def require_role(minimum: Role) -> Callable[[User], User]:
     def check_role(user: CurrentUser) -> User:
         if ROLE_RANK[Role(user.role)] < ROLE_RANK[minimum]:

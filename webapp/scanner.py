@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 # pg_try_advisory_lock(namespace, key): b"SCAN", 1. Never change it while processes of two
 # versions may run side by side.
 LEADER_LOCK = (0x5343414E, 1)
+# The limits (and their signals) are read again at least this often; at once after this
+# process changed one, or after the scanner moved an alarm. An edit in another process of the
+# deployment reaches the scanner within this time.
+PLAN_SECONDS = 10.0
 
 
 class Leadership:
@@ -118,6 +122,9 @@ class Scanner:
     leadership: Leadership
     states: dict[int, LimitState] = field(default_factory=dict)  # by limit id
     feeds: dict[tuple[int, str], Feed] = field(default_factory=dict)
+    memos: dict[int, alarms.ScanMemo] = field(default_factory=dict)  # by tenant
+    _plan: dict[int, list[alarms.ScanTarget]] | None = None  # by tenant
+    _plan_read_at: float = 0.0
     last_tick: TickReport = field(default_factory=TickReport)
     ticks: int = 0  # completed while leading
     _task: asyncio.Task[None] | None = None
@@ -151,14 +158,25 @@ class Scanner:
         """Not leading: hold no feeds and forget delays (the leader keeps its own)."""
         self._let_go_of_feeds(set(self.feeds))
         self.states.clear()
+        self._plan = None
+
+    def invalidate(self) -> None:
+        """Limits, mappings or integrations changed in this process: read them on the next
+        tick instead of after PLAN_SECONDS."""
+        self._plan = None
 
     async def tick(self, now: datetime | None = None) -> TickReport:
         """One pass over every tenant; returns what it did (for tests and the benchmark)."""
         started = time.perf_counter()
         now = now or utcnow()
-        plan = await asyncio.to_thread(self._targets)
-        self._hold_feeds({target.signal.source_key: target.signal
-                          for targets in plan.values() for target in targets})
+        if self._plan is None or time.monotonic() - self._plan_read_at >= PLAN_SECONDS:
+            self._plan = await asyncio.to_thread(self._targets)
+            self._plan_read_at = time.monotonic()
+            self._hold_feeds({target.signal.source_key: target.signal
+                              for targets in self._plan.values() for target in targets})
+            scanned = {target.limit_id for ts in self._plan.values() for target in ts}
+            self.states = {key: state for key, state in self.states.items() if key in scanned}
+        plan = self._plan
         report = TickReport(tenants=len(plan), led=True)
         for tenant_id, targets in plan.items():
             report.limits += len(targets)
@@ -167,8 +185,7 @@ class Scanner:
             if found or due:
                 report.transitions += len(found)
                 await asyncio.to_thread(self._apply, tenant_id, found, now)
-        scanned = {target.limit_id for targets in plan.values() for target in targets}
-        self.states = {key: state for key, state in self.states.items() if key in scanned}
+                self._plan = None  # its alarms changed state: read them back next tick
         report.seconds = time.perf_counter() - started
         self.last_tick = report
         self.ticks += 1
@@ -182,7 +199,7 @@ class Scanner:
         plan: dict[int, list[alarms.ScanTarget]] = {}
         for tenant_id in tenant_ids:
             with tenant_session(self.session_factory, tenant_id) as session:
-                targets = alarms.scan_targets(session)
+                targets = alarms.scan_targets(session, self.memos.setdefault(tenant_id, {}))
             if targets:
                 plan[tenant_id] = targets
         return plan

@@ -12,13 +12,14 @@ and close, but leave the active list, the banner and the cards.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from webapp.alarms import kpis
 from webapp.alarms.evaluation import Level, LimitRule, Transition, ordering_problem
@@ -30,7 +31,7 @@ from webapp.blackbox.models import BlackBoxEvent, BlackBoxIncident
 from webapp.blackbox.service import record_event
 from webapp.db import utcnow
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
-from webapp.timeseries.service import Signal, signal_of
+from webapp.timeseries.service import Signal
 from webapp.twin.presenters import METRIC_LABELS
 
 ALARMS_SOURCE = "OPTRIA_ALARMS"
@@ -284,42 +285,78 @@ class ScanTarget:
     active: bool  # its occurrence is in alarm (unack_active or ack_active)
 
 
-def scan_targets(session: Session) -> list[ScanTarget]:
-    """The bound tenant's limits to evaluate, in one query (every tick, for every tenant)."""
-    occurrence = aliased(BlackBoxIncident)
-    rows = session.execute(
-        select(
-            AlarmLimit.id, AlarmLimit.level, AlarmLimit.threshold, AlarmLimit.deadband,
-            AlarmLimit.on_delay_seconds, AlarmLimit.off_delay_seconds, AlarmLimit.shelved_until,
-            ExternalSignalMapping, TenantIntegration,
-            occurrence.status, occurrence.cleared_at,
-        )
-        .join(ExternalSignalMapping, ExternalSignalMapping.id == AlarmLimit.mapping_id)
-        .join(TenantIntegration, TenantIntegration.id == ExternalSignalMapping.integration_id)
-        .outerjoin(
-            occurrence,
-            and_(occurrence.alarm_limit_id == AlarmLimit.id, occurrence.closed_at.is_(None)),
-        )
-        .where(
-            AlarmLimit.is_active.is_(True),
-            ExternalSignalMapping.is_active.is_(True),
-            TenantIntegration.is_active.is_(True),
-        )
-        .order_by(AlarmLimit.id)
-    ).all()
-    return [
-        ScanTarget(
-            limit_id=row.id,
-            rule=LimitRule(
-                Level(row.level), row.threshold, row.deadband, row.on_delay_seconds,
-                row.off_delay_seconds,
-            ),
-            signal=signal_of(row.ExternalSignalMapping, row.TenantIntegration),
-            shelved_until=row.shelved_until,
-            active=row.status is not None and row.cleared_at is None,
-        )
-        for row in rows
-    ]
+_SCAN_INTEGRATIONS = select(
+    TenantIntegration.id, TenantIntegration.type, TenantIntegration.config
+).where(TenantIntegration.is_active.is_(True))
+# Built once: the scanner runs it every tick for every tenant (the tenant criteria are added at
+# execution by the scoping hook, so one statement serves them all).
+_SCAN_LIMITS = (
+    select(
+        AlarmLimit.id, AlarmLimit.level, AlarmLimit.threshold, AlarmLimit.deadband,
+        AlarmLimit.on_delay_seconds, AlarmLimit.off_delay_seconds, AlarmLimit.shelved_until,
+        AlarmLimit.tenant_id, ExternalSignalMapping.id.label("mapping_id"),
+        ExternalSignalMapping.asset_id, ExternalSignalMapping.internal_metric_name,
+        ExternalSignalMapping.unit, ExternalSignalMapping.external_tag,
+        ExternalSignalMapping.scaling_factor, ExternalSignalMapping.offset_value,
+        ExternalSignalMapping.integration_id, BlackBoxIncident.status,
+        BlackBoxIncident.cleared_at,
+    )
+    .join(ExternalSignalMapping, ExternalSignalMapping.id == AlarmLimit.mapping_id)
+    .outerjoin(
+        BlackBoxIncident,
+        and_(
+            BlackBoxIncident.alarm_limit_id == AlarmLimit.id,
+            BlackBoxIncident.closed_at.is_(None),
+        ),
+    )
+    .where(AlarmLimit.is_active.is_(True), ExternalSignalMapping.is_active.is_(True))
+    .order_by(AlarmLimit.id)
+)
+
+ScanMemo = dict[tuple[Any, ...], ScanTarget]
+
+
+def scan_targets(session: Session, memo: ScanMemo | None = None) -> list[ScanTarget]:
+    """The bound tenant's limits to evaluate (every tick, for every tenant), in two queries.
+    `memo` holds the last call's targets by their rows: what did not change is not rebuilt."""
+    integrations = {
+        row.id: (row, json.dumps(row.config, sort_keys=True))
+        for row in session.execute(_SCAN_INTEGRATIONS)
+    }
+    built: ScanMemo = {}
+    targets = []
+    for row in session.execute(_SCAN_LIMITS):
+        found = integrations.get(row.integration_id)
+        if found is None:
+            continue  # its integration is switched off
+        integration, config_text = found
+        key = (*row, config_text)
+        target = built.get(key) or (memo or {}).get(key) or _scan_target(row, integration)
+        built[key] = target
+        targets.append(target)
+    if memo is not None:
+        memo.clear()
+        memo.update(built)
+    return targets
+
+
+def _scan_target(row: Any, integration: Any) -> ScanTarget:
+    return ScanTarget(
+        limit_id=row.id,
+        rule=LimitRule(
+            Level(row.level), row.threshold, row.deadband, row.on_delay_seconds,
+            row.off_delay_seconds,
+        ),
+        signal=Signal(
+            tenant_id=row.tenant_id, asset_id=row.asset_id, mapping_id=row.mapping_id,
+            metric=row.internal_metric_name, unit=row.unit, external_tag=row.external_tag,
+            scaling_factor=row.scaling_factor, offset_value=row.offset_value,
+            integration_id=integration.id, integration_type=integration.type,
+            integration_config=integration.config,
+        ),
+        shelved_until=row.shelved_until,
+        active=row.status is not None and row.cleared_at is None,
+    )
 
 
 def apply_transitions(

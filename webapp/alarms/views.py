@@ -50,6 +50,7 @@ from webapp.deps import (
     OptionalAssetIdQuery,
     SessionDep,
     SettingsDep,
+    configuration_changed,
     credential_digest,
     stream_slot,
 )
@@ -227,44 +228,57 @@ def list_limits(
 
 
 @router.post("/alarm-limits", response_model=LimitOut, status_code=201)
-def create_limit(data: LimitCreate, db: SessionDep, user: EngineerUser) -> LimitOut:
+def create_limit(
+    request: Request, data: LimitCreate, db: SessionDep, user: EngineerUser
+) -> LimitOut:
     try:
-        return _limit_out(service.create_limit(db, data, actor_id=user.id))
+        limit = _limit_out(service.create_limit(db, data, actor_id=user.id))
     except LIMIT_ERRORS as exc:
         raise _http(exc) from None
+    configuration_changed(request, tenant_id=user.tenant_id)
+    return limit
 
 
 @router.patch("/alarm-limits/{limit_id}", response_model=LimitOut)
 def update_limit(
-    limit_id: LimitId, data: LimitUpdate, db: SessionDep, user: EngineerUser
+    request: Request, limit_id: LimitId, data: LimitUpdate, db: SessionDep, user: EngineerUser
 ) -> LimitOut:
     try:
-        return _limit_out(service.update_limit(db, limit_id, data, actor_id=user.id,
-                                               now=utcnow()))
+        limit = _limit_out(service.update_limit(db, limit_id, data, actor_id=user.id,
+                                                now=utcnow()))
     except LIMIT_ERRORS as exc:
         raise _http(exc) from None
+    configuration_changed(request, tenant_id=user.tenant_id)
+    return limit
 
 
 @router.post("/alarm-limits/{limit_id}/shelve", response_model=LimitOut)
 def shelve_limit(
-    limit_id: LimitId, data: ShelveRequest, db: SessionDep, user: OperatorUser
+    request: Request, limit_id: LimitId, data: ShelveRequest, db: SessionDep,
+    user: OperatorUser,
 ) -> LimitOut:
     """Suppress the limit's alarms for 1…720 minutes, with a reason; it ends by itself."""
     try:
-        return _limit_out(service.shelve(
+        limit = _limit_out(service.shelve(
             db, limit_id, minutes=data.minutes, reason=data.reason, actor_id=user.id,
             now=utcnow(),
         ))
     except LIMIT_ERRORS as exc:
         raise _http(exc) from None
+    configuration_changed(request, tenant_id=user.tenant_id)  # it ends by the scanner's hand
+    return limit
 
 
 @router.post("/alarm-limits/{limit_id}/unshelve", response_model=LimitOut)
-def unshelve_limit(limit_id: LimitId, db: SessionDep, user: OperatorUser) -> LimitOut:
+def unshelve_limit(
+    request: Request, limit_id: LimitId, db: SessionDep, user: OperatorUser
+) -> LimitOut:
     try:
-        return _limit_out(service.unshelve(db, limit_id, actor_id=user.id, now=utcnow()))
+        limit = _limit_out(service.unshelve(db, limit_id, actor_id=user.id, now=utcnow()))
     except LIMIT_ERRORS as exc:
         raise _http(exc) from None
+    configuration_changed(request, tenant_id=user.tenant_id)
+    return limit
 
 
 # --- screens (§14 "Screens") ------------------------------------------------------------------

@@ -72,6 +72,7 @@ def seed_demo_tenant(session: Session, *, password: str) -> DemoSeedSummary:
     for email, role in DEMO_USERS:
         if find_user_by_email(session, email) is None:
             create_user(session, tenant=tenant, email=email, password=password, role=role)
+            session.commit()  # its CONFIG event holds the chain lock: not over the next hash
             summary.users_created.append(email)
     for code, name, asset_type, criticality, location in DEMO_ASSETS:
         if get_asset_by_code(session, code) is None:

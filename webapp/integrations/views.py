@@ -15,6 +15,7 @@ from webapp.deps import (
     OptionalAssetIdQuery,
     SessionDep,
     SourcesDep,
+    configuration_changed,
     db_call,
 )
 from webapp.integrations import service
@@ -106,7 +107,7 @@ async def update_integration(
     except service.InvalidConfig as exc:
         raise _invalid_config(exc) from None
     # Committed: open streams reconnect and read with the new settings.
-    request.app.state.hub.end_streams(tenant_id=user.tenant_id, integration_id=integration_id)
+    configuration_changed(request, tenant_id=user.tenant_id, integration_id=integration_id)
     return _out(updated)
 
 
@@ -171,5 +172,5 @@ def update_mapping(
     except service.NotFound as exc:
         raise _not_found(exc) from None
     # Committed: open streams reconnect with the new tag, scaling or unit (or get a 404).
-    request.app.state.hub.end_streams(tenant_id=user.tenant_id, mapping_id=mapping_id)
+    configuration_changed(request, tenant_id=user.tenant_id, mapping_id=mapping_id)
     return mapping
