@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 from bs4 import BeautifulSoup, Tag
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -23,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import TenantWorld, bearer_headers, browser_login
 from tests.peers import add_integration, add_mapping, events, make_sql_historian
-from tests.test_alarms_api import DEADLINE_SECONDS, Plant, alarm_events, one
+from tests.test_alarms_api import DEADLINE_SECONDS, Plant, alarm_events, one, plant
 from tests.test_live_streams import read_events
 from tests.test_ui_shell import (
     test_no_external_host_anywhere as assert_no_external_host,
@@ -37,26 +35,9 @@ from webapp.connectors.base import Series, datetime_to_ns
 from webapp.db import tenant_session, utcnow
 from webapp.twin.charts import HEIGHT, PAD_BOTTOM, PAD_TOP, ChartLimit, build_chart
 
+__all__ = ["plant"]  # the alarms API suite's fixture, used here
 HTMX = {"HX-Request": "true"}
 MISSING_ID = 2_000_000_000
-
-
-@pytest.fixture
-def plant(
-    client: TestClient, session_factory: sessionmaker[Session], tenant_a: TenantWorld,
-    tmp_path: Path,
-) -> Iterator[Plant]:
-    """Tenant A's first asset (P-101) with vibration on an SQLite historian the test writes."""
-    url = make_sql_historian(tmp_path / "historian.db", [("P-101.VIB", utcnow(), 1.0, "good")])
-    integration = add_integration(session_factory, tenant_a.tenant.id, type="sql",
-                                  name="historian", config={"url": url, "table": "historian"})
-    mapping = add_mapping(session_factory, tenant_a.tenant.id, asset_id=tenant_a.assets[0].id,
-                          integration_id=integration, metric="vibration_rms", tag="P-101.VIB",
-                          unit="mm/s")
-    headers = {role: bearer_headers(client, user.email) for role, user in tenant_a.users.items()}
-    historian = sa.create_engine(url)
-    yield Plant(client, tenant_a, historian, integration, mapping, headers)
-    historian.dispose()
 
 
 def soup(response) -> BeautifulSoup:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -41,23 +42,33 @@ def _storable_text(value: str) -> str:
 Text = Annotated[str, AfterValidator(_storable_text)]
 
 
-def storable_json(value: Any, path: str = "") -> str | None:
-    """Where a JSON document holds what a JSON column cannot store (a NUL character, a
-    number that is not finite); None if it is storable."""
-    if isinstance(value, str):
-        return path or "(value)" if "\x00" in value else None
-    if isinstance(value, float):
-        return path or "(value)" if not math.isfinite(value) else None
+def first_path(value: Any, found: Callable[[Any], bool], path: str = "") -> str | None:
+    """The path (`a.b[2]`) of the first key or leaf of a JSON document that `found` picks,
+    or None."""
     items: Any = ()
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         for key in value:
-            if isinstance(key, str) and "\x00" in key:
+            if found(key):
                 return f"{path}.{key!r}" if path else repr(key)
         items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
     elif isinstance(value, list):
         items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return (path or "(value)") if found(value) else None
     for item_path, item in items:
-        found = storable_json(item, item_path)
-        if found:
-            return found
+        at = first_path(item, found, item_path)
+        if at:
+            return at
     return None
+
+
+def _unstorable(value: Any) -> bool:
+    return (isinstance(value, str) and "\x00" in value) or (
+        isinstance(value, float) and not math.isfinite(value)
+    )
+
+
+def storable_json(value: Any) -> str | None:
+    """Where a JSON document holds what a JSON column cannot store (a NUL character, a
+    number that is not finite); None if it is storable."""
+    return first_path(value, _unstorable)

@@ -23,6 +23,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from webapp.types import first_path
+
 if TYPE_CHECKING:
     from webapp.config import Settings
 
@@ -134,18 +136,6 @@ def _with_url_secrets(text: str, replaced: dict[tuple[str, ...], str]) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query="&".join(options)))
 
 
-def secret_values(config: Mapping[str, Any]) -> list[Any]:
-    """Every secret in `config`, in walking order."""
-    found: list[Any] = []
-
-    def collect(value: Any) -> Any:
-        found.append(value)
-        return value
-
-    map_secrets(config, collect)
-    return found
-
-
 # --- masking (responses, errors, events, logs) ------------------------------------------------
 
 
@@ -195,44 +185,19 @@ def _keep_value(value: Any, old: Any, kept: list[bool]) -> Any:
 
 def leftover_mask(config: Mapping[str, Any]) -> str | None:
     """The first place where a *** would be stored as if it were the secret, or None."""
-    masked = [value for value in secret_values(config) if value == SECRET_MASK]
-    if masked:
-        return _path_of_mask(config, "") or "a secret"
-    return None
+    return first_path(config, _is_mask)
 
 
-def sealed_value_at(value: Any, path: str = "") -> str | None:
+def _is_mask(value: Any) -> bool:
+    return value == SECRET_MASK or (
+        isinstance(value, str) and "://" in value and SECRET_MASK in url_secrets(value).values()
+    )
+
+
+def sealed_value_at(config: Mapping[str, Any]) -> str | None:
     """Where a config from a client holds a sealed value (anything but what this server seals
     itself); None if nowhere. Opening one for whoever sent it would be a decryption service."""
-    if isinstance(value, str):
-        return path if SEALED_PREFIX in value else None
-    items: Any = ()
-    if isinstance(value, Mapping):
-        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
-    elif isinstance(value, list):
-        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
-    for item_path, item in items:
-        found = sealed_value_at(item, item_path)
-        if found:
-            return found
-    return None
-
-
-def _path_of_mask(value: Any, path: str) -> str | None:
-    if value == SECRET_MASK:
-        return path
-    if isinstance(value, str) and "://" in value:
-        return path if SECRET_MASK in url_secrets(value).values() else None
-    items: Any = ()
-    if isinstance(value, Mapping):
-        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
-    elif isinstance(value, list):
-        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
-    for item_path, item in items:
-        found = _path_of_mask(item, item_path)
-        if found:
-            return found
-    return None
+    return first_path(config, lambda value: isinstance(value, str) and SEALED_PREFIX in value)
 
 
 # --- sealing at rest -------------------------------------------------------------------------
