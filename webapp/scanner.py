@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,10 @@ class Leadership:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._connection: Connection | None = None
+        # hold() runs in a worker thread that a shutdown cannot cancel: release() waits for it,
+        # and a hold() that comes after it finds leadership given up for good.
+        self._lock = threading.Lock()
+        self._released = False
 
     @property
     def shared(self) -> bool:
@@ -62,6 +67,10 @@ class Leadership:
         """Lead if possible and still lead if leading (blocking: call it from a thread)."""
         if not self.shared:
             return True
+        with self._lock:
+            return not self._released and self._hold()
+
+    def _hold(self) -> bool:
         try:
             if self._connection is None:
                 connection = self.engine.connect()
@@ -85,6 +94,11 @@ class Leadership:
             return False
 
     def release(self) -> None:
+        with self._lock:
+            self._released = True
+            self._release()
+
+    def _release(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(DBAPIError):
                 self._connection.execute(
