@@ -60,7 +60,6 @@ from webapp.alarms.evaluation import (  # noqa: E402
     evaluate_all,
 )
 from webapp.alarms.kpis import Activation, chattering_limits  # noqa: E402
-from webapp.connectors.base import datetime_to_ns, ns_to_datetime  # noqa: E402
 from webapp.connectors.demo import demo_values  # noqa: E402
 from webapp.demo.seed import (  # noqa: E402
     COMMON_SIGNALS,
@@ -69,6 +68,7 @@ from webapp.demo.seed import (  # noqa: E402
     DemoLimit,
     demo_limits,
 )
+from webapp.series import datetime_to_ns, ns_to_datetime  # noqa: E402
 
 SECOND_NS = 1_000_000_000
 MINUTE_NS = 60 * SECOND_NS

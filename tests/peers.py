@@ -26,13 +26,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import TEST_SECRET_KEY
 from tests.connectors.fake_pi import DATA_SERVER, PASSWORD, USERNAME, FakePIServer, FakePoint
 from webapp.blackbox.models import BlackBoxEvent
-from webapp.connectors.base import datetime_to_ns
 from webapp.connectors.egress import EgressPolicy
 from webapp.db import tenant_session
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
 from webapp.integrations.secrets import SecretVault
 from webapp.integrations.service import SourceAccess
 from webapp.models import Base
+from webapp.series import datetime_to_ns
 
 MINUTE = timedelta(minutes=1)
 MINUTE_NS = 60_000_000_000

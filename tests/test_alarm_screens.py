@@ -31,8 +31,8 @@ from tests.test_ui_shell import (
 )
 from webapp.alarms.charts import build_rate_chart
 from webapp.blackbox.service import record_event
-from webapp.connectors.base import Series, datetime_to_ns
 from webapp.db import tenant_session, utcnow
+from webapp.series import Series, datetime_to_ns
 from webapp.twin.charts import HEIGHT, PAD_BOTTOM, PAD_TOP, ChartLimit, build_chart
 
 __all__ = ["plant"]  # the alarms API suite's fixture, used here

@@ -25,9 +25,9 @@ from webapp.alarms.evaluation import Transition
 from webapp.alarms.models import AlarmLimit
 from webapp.alarms.service import apply_transition, get_limit
 from webapp.blackbox.service import record_event
-from webapp.connectors.base import datetime_to_ns
 from webapp.db import tenant_session, utcnow
 from webapp.scanner import Leadership, Scanner
+from webapp.series import datetime_to_ns
 
 DEADLINE_SECONDS = 8.0
 

@@ -27,7 +27,6 @@ from webapp.alarms.evaluation import (
 )
 from webapp.alarms.models import AlarmLimit
 from webapp.assets.models import Asset
-from webapp.connectors.base import datetime_to_ns
 from webapp.connectors.demo import demo_values
 from webapp.db import tenant_session
 from webapp.demo.seed import (
@@ -39,6 +38,7 @@ from webapp.demo.seed import (
     seed_demo_signal_mappings,
     seed_demo_tenant,
 )
+from webapp.series import datetime_to_ns
 from webapp.tenancy.models import Tenant
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)  # any day would do; a fixed one reproduces a failure

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import TenantWorld, bearer_headers, browser_login
 from tests.peers import add_integration, add_mapping, event_count, test_sources
-from webapp.connectors.base import Series, datetime_to_ns
 from webapp.connectors.demo import DemoConnector, demo_values
 from webapp.db import utcnow
+from webapp.series import Series, datetime_to_ns
 from webapp.tenancy.models import UserSession
 from webapp.timeseries.hub import BUFFER_SECONDS, LiveHub
 from webapp.timeseries.service import Signal

@@ -39,8 +39,8 @@ from tests.peers import (
     silent_port,
     utcnow,
 )
-from webapp.connectors.base import datetime_to_ns
 from webapp.connectors.demo import demo_values
+from webapp.series import datetime_to_ns
 
 TAG = "PI:P-101.VIB"
 METRIC = "vibration_rms"

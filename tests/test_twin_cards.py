@@ -20,8 +20,8 @@ from tests.peers import (
     silent_port,
     test_sources,
 )
-from webapp.connectors.base import datetime_to_ns
 from webapp.connectors.demo import demo_values
+from webapp.series import datetime_to_ns
 from webapp.timeseries.hub import LiveHub
 from webapp.timeseries.service import Signal
 from webapp.twin.views import CARD_READ_BUDGET_SECONDS

@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.alarms import service as alarms
 from webapp.alarms.evaluation import LimitState, Reading, Transition, evaluate_all
-from webapp.connectors.base import QUALITY_BAD, datetime_to_ns, ns_to_datetime
 from webapp.db import tenant_session, utcnow
+from webapp.series import QUALITY_BAD, datetime_to_ns, ns_to_datetime
 from webapp.tenancy.models import Tenant
 from webapp.timeseries.hub import Feed, LiveHub
 from webapp.timeseries.service import Signal, scale_series

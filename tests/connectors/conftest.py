@@ -25,14 +25,9 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.history import HistoryDict
 
 from tests.conftest import postgres_server_url, temporary_postgres_database
-from webapp.connectors.base import (
-    QUALITY_BAD,
-    QUALITY_GOOD,
-    QUALITY_UNCERTAIN,
-    Connector,
-    datetime_to_ns,
-)
+from webapp.connectors.base import Connector
 from webapp.connectors.egress import EgressPolicy
+from webapp.series import QUALITY_BAD, QUALITY_GOOD, QUALITY_UNCERTAIN, datetime_to_ns
 
 from .fake_pi import FakePIServer, FakePoint, pi_timestamp
 from .net_peers import TEST_DOMAIN, FakeDNS

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from webapp.connectors.base import QUALITY_GOOD, datetime_to_ns
 from webapp.connectors.demo import DemoConnector, demo_values
+from webapp.series import QUALITY_GOOD, datetime_to_ns
 
 from .conftest import MINUTE_NS, run
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from tsdownsample import MinMaxLTTBDownsampler
 
-from webapp.connectors.base import QUALITY_BAD, Series, make_series
+from webapp.connectors.base import make_series
+from webapp.series import QUALITY_BAD, Series
 from webapp.timeseries.downsample import downsample
 
 START = 1_795_000_000_000_000_000

@@ -12,15 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from webapp.connectors.base import (
-    QUALITY_BAD,
-    QUALITY_GOOD,
-    QUALITY_UNCERTAIN,
-    WHOLE_WINDOW,
-    ConnectorError,
-    ns_to_datetime,
-)
+from webapp.connectors.base import WHOLE_WINDOW, ConnectorError
 from webapp.connectors.opcua import OPCUAConnector
+from webapp.series import QUALITY_BAD, QUALITY_GOOD, QUALITY_UNCERTAIN, ns_to_datetime
 
 from .conftest import (
     END,

@@ -9,13 +9,9 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from webapp.connectors.base import (
-    QUALITY_BAD,
-    QUALITY_UNCERTAIN,
-    ConnectorError,
-    ns_to_datetime,
-)
+from webapp.connectors.base import ConnectorError
 from webapp.connectors.pi_web_api import PIWebAPIConnector
+from webapp.series import QUALITY_BAD, QUALITY_UNCERTAIN, ns_to_datetime
 
 from .conftest import (
     END,

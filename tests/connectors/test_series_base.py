@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 
 from webapp.connectors.base import (
+    make_series,
+    parse_iso_timestamps,
+    qualities_from_labels,
+    to_float_array,
+)
+from webapp.series import (
     QUALITY_BAD,
     QUALITY_GOOD,
     QUALITY_UNCERTAIN,
     Series,
     datetime_to_ns,
     datetimes_to_ns,
-    make_series,
     ns_to_datetime,
     ns_to_iso,
-    parse_iso_timestamps,
-    qualities_from_labels,
-    to_float_array,
 )
 
 

@@ -15,15 +15,15 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import postgres_server_url, temporary_postgres_database
-from webapp.connectors.base import (
+from webapp.connectors.base import ConnectorError
+from webapp.connectors.sql import SQLHistorianConnector
+from webapp.series import (
     QUALITY_BAD,
     QUALITY_GOOD,
     QUALITY_UNCERTAIN,
-    ConnectorError,
     datetime_to_ns,
     ns_to_datetime,
 )
-from webapp.connectors.sql import SQLHistorianConnector
 
 from .conftest import (
     END,

@@ -35,7 +35,9 @@ from datetime import datetime
 
 import numpy as np
 
-from .base import Connector, Series, datetime_to_ns, make_series
+from webapp.series import Series, datetime_to_ns
+
+from .base import Connector, make_series
 
 _MINUTE_NS = 60_000_000_000
 # Like any historian the demo's archive has a beginning, so "the latest N" stays bounded.

@@ -41,16 +41,19 @@ from asyncua.client.ua_client import UaClientState
 from asyncua.crypto import security_policies
 from asyncua.crypto.uacrypto import CertProperties
 
-from .base import (
+from webapp.series import (
     QUALITY_BAD,
     QUALITY_GOOD,
     QUALITY_UNCERTAIN,
-    Connector,
-    ConnectorError,
-    Destination,
     Series,
     datetime_to_ns,
     datetimes_to_ns,
+)
+
+from .base import (
+    Connector,
+    ConnectorError,
+    Destination,
     describe_error,
     make_series,
     optional_str,

@@ -25,18 +25,22 @@ import httpcore
 import httpx
 import numpy as np
 
-from .base import (
+from webapp.series import (
     QUALITY_BAD,
     QUALITY_GOOD,
     QUALITY_UNCERTAIN,
+    Series,
+    datetime_to_ns,
+    ns_to_iso,
+)
+from webapp.timeseries.downsample import downsample
+
+from .base import (
     Connector,
     ConnectorError,
     Destination,
-    Series,
-    datetime_to_ns,
     describe_error,
     make_series,
-    ns_to_iso,
     optional_bool,
     optional_str,
     parse_iso_timestamps,
@@ -345,8 +349,6 @@ class PIWebAPIConnector(Connector):
     async def fetch_plot(
         self, tag: str, from_time: datetime, to_time: datetime, max_points: int
     ) -> Series:
-        from webapp.timeseries.downsample import downsample
-
         # PI's plot returns up to ~5 values per interval (first, last, min, max, exceptions).
         # One interval per wanted point over-fetches on purpose: downsample() then fills the
         # whole budget (keeping the global min and max), so callers can tell a reduced window

@@ -32,12 +32,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from webapp.series import Series, datetimes_to_ns
+
 from .base import (
     Connector,
     ConnectorError,
     Destination,
-    Series,
-    datetimes_to_ns,
     describe_error,
     make_series,
     qualities_from_labels,

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from webapp.blackbox.audit import AuditedObject, ConfigAction, changes_between, record_config_change
 from webapp.blackbox.service import record_event
-from webapp.connectors.base import datetime_to_ns, ns_to_iso
 from webapp.db import AUTH_LOOKUP, bind_tenant, bound_tenant_id, transaction_lock, utcnow
 from webapp.security import (
     burn_password_check,
@@ -27,6 +26,7 @@ from webapp.security import (
     token_digest,
     verify_password,
 )
+from webapp.series import datetime_to_ns, ns_to_iso
 from webapp.tenancy.models import ROLE_RANK, ApiToken, LoginFailure, Role, Tenant, User, UserSession
 
 FAILURE_WINDOW = timedelta(minutes=15)

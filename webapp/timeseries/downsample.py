@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from tsdownsample import MinMaxLTTBDownsampler
 
-from webapp.connectors.base import Series
+from webapp.series import Series
 
 _DOWNSAMPLER = MinMaxLTTBDownsampler()
 

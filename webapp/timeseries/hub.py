@@ -38,10 +38,10 @@ from sqlalchemy import literal, select, union_all, update
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from webapp.connectors.base import Series, datetime_to_ns, ns_to_datetime
 from webapp.connectors.registry import discard_connector
 from webapp.db import AUTH_LOOKUP, as_utc, bind_tenant, utcnow
 from webapp.integrations.service import SourceAccess
+from webapp.series import Series, datetime_to_ns, ns_to_datetime
 from webapp.tenancy.models import ApiToken, Tenant, User, UserSession
 from webapp.tenancy.service import SESSION_TOUCH_INTERVAL, session_activity
 from webapp.timeseries.downsample import downsample

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from webapp.connectors.base import QUALITY_NAMES, Series
+from webapp.series import QUALITY_NAMES, Series
 
 Quality = Literal["good", "uncertain", "bad"]
 

@@ -20,18 +20,12 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from webapp.blackbox.service import record_event
-from webapp.connectors.base import (
-    QUALITY_BAD,
-    QUALITY_UNCERTAIN,
-    Connector,
-    ConnectorError,
-    Series,
-    describe_error,
-)
+from webapp.connectors.base import Connector, ConnectorError, describe_error
 from webapp.connectors.demo import DemoConnector
 from webapp.db import utcnow
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
 from webapp.integrations.service import SourceAccess, active_mappings_for_asset
+from webapp.series import QUALITY_BAD, QUALITY_UNCERTAIN, Series
 from webapp.timeseries.downsample import downsample
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from webapp.connectors.base import QUALITY_NAMES, Series, ns_to_datetime
+from webapp.series import QUALITY_NAMES, Series, ns_to_datetime
 from webapp.templating import format_local_time, format_number
 
 WIDTH, HEIGHT = 720, 260

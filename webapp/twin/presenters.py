@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from webapp.connectors.base import QUALITY_NAMES, Series, ns_to_datetime
+from webapp.series import QUALITY_NAMES, Series, ns_to_datetime
 from webapp.templating import format_local_time, gettext, templates
 from webapp.timeseries.service import SeriesMode, SeriesWindow, Signal, resolve_window
 from webapp.twin.charts import ChartLimit, build_chart, format_value, value_digits

@@ -21,7 +21,6 @@ from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetList
 from webapp.assets.views import asset_or_404
-from webapp.connectors.base import Series
 from webapp.db import as_utc, utcnow
 from webapp.deps import (
     AssetId,
@@ -34,6 +33,7 @@ from webapp.deps import (
     stream_slot,
 )
 from webapp.integrations.service import SourceAccess
+from webapp.series import Series
 from webapp.sse import SlotEventSourceResponse
 from webapp.templating import is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
