@@ -7,7 +7,9 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import TenantWorld, bearer_headers
 
-ASSET_FIELDS = {"id", "code", "name", "asset_type", "criticality", "location"}
+ASSET_FIELDS = {
+    "id", "code", "name", "asset_type", "criticality", "location", "machine_group", "foundation",
+}
 
 
 def new_asset(**overrides: object) -> dict[str, object]:
@@ -57,6 +59,7 @@ def test_engineer_and_admin_create_assets(
     assert set(created) == ASSET_FIELDS
     assert isinstance(created["id"], int) and created["id"] >= 1
     assert {k: created[k] for k in body} == body
+    assert (created["machine_group"], created["foundation"]) == (None, None), "§15 defaults"
 
     fetched = client.get(f"/api/assets/{created['id']}", headers=headers)
     assert fetched.status_code == 200
@@ -178,3 +181,43 @@ def test_largest_integer_id_is_a_plain_404(client: TestClient, tenant_a: TenantW
     response = client.get(f"/api/assets/{2**31 - 1}", headers=headers)
     assert response.status_code == 404
     assert response.json() == {"detail": f"Asset {2**31 - 1} not found"}
+
+
+def test_the_iso_20816_classification_is_accepted_validated_and_patchable(
+    client: TestClient, tenant_a: TenantWorld
+) -> None:
+    engineer = bearer_headers(client, tenant_a.users["engineer"].email)
+    created = client.post("/api/assets", json=new_asset(machine_group=1, foundation="flexible"),
+                          headers=engineer)
+    assert created.status_code == 201, created.text
+    assert (created.json()["machine_group"], created.json()["foundation"]) == (1, "flexible")
+    for field, value in (("machine_group", 3), ("machine_group", "1"), ("foundation", "soft")):
+        response = client.post("/api/assets", json=new_asset(code="K-901", **{field: value}),
+                               headers=engineer)
+        assert [field] == [loc[-1] for loc in error_locations(response)][:1], (field, value)
+    asset_id = created.json()["id"]
+    patched = client.patch(f"/api/assets/{asset_id}",
+                           json={"machine_group": None, "foundation": "rigid", "name": "Drum"},
+                           headers=engineer)
+    assert patched.status_code == 200, patched.text
+    assert {k: patched.json()[k] for k in ("machine_group", "foundation", "name", "code")} == {
+        "machine_group": None, "foundation": "rigid", "name": "Drum", "code": "K-900",
+    }
+    assert client.patch(f"/api/assets/{asset_id}", json={"name": None},
+                        headers=engineer).status_code == 422
+    assert client.patch(f"/api/assets/{asset_id}", json={"code": "X"},
+                        headers=engineer).status_code == 422
+    viewer = bearer_headers(client, tenant_a.users["viewer"].email)
+    assert client.patch(f"/api/assets/{asset_id}", json={"name": "x"},
+                        headers=viewer).status_code == 403
+
+
+def test_patching_another_tenants_asset_is_404(
+    client: TestClient, tenant_a: TenantWorld, tenant_b: TenantWorld
+) -> None:
+    engineer = bearer_headers(client, tenant_a.users["engineer"].email)
+    theirs = tenant_b.assets[0].id
+    response = client.patch(f"/api/assets/{theirs}", json={"name": "mine"}, headers=engineer)
+    assert response.status_code == 404
+    b_engineer = bearer_headers(client, tenant_b.users["engineer"].email)
+    assert client.get(f"/api/assets/{theirs}", headers=b_engineer).json()["name"] != "mine"

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from webapp.assets import service
 from webapp.assets.models import Asset
-from webapp.assets.schemas import AssetCreate, AssetOut
+from webapp.assets.schemas import AssetCreate, AssetOut, AssetUpdate
 from webapp.deps import AssetId, CurrentUser, EngineerUser, SessionDep
 
 router = APIRouter(prefix="/api/assets", tags=["assets"])
@@ -41,3 +41,11 @@ def create_asset(data: AssetCreate, db: SessionDep, user: EngineerUser) -> Asset
 @router.get("/{asset_id}", response_model=AssetOut)
 def read_asset(asset: CurrentAsset) -> Asset:
     return asset
+
+
+@router.patch("/{asset_id}", response_model=AssetOut)
+def update_asset(
+    asset_id: AssetId, data: AssetUpdate, db: SessionDep, user: EngineerUser
+) -> Asset:
+    """Name, type, criticality, location and the ISO 20816-3 classification; the code stays."""
+    return service.update_asset(db, asset_or_404(db, asset_id), data, actor_id=user.id)
