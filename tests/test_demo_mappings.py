@@ -107,6 +107,25 @@ def test_the_seed_maps_every_demo_signal_to_the_demo_connector(
     assert summary.created_count == len(seeded) and summary.present_count == 0
 
 
+def test_the_seed_gives_every_demo_asset_its_vibration_class(
+    owner_engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    seed_tenant(session_factory)
+    table = Asset.__table__
+    with owner_engine.connect() as connection:
+        classes = {code: (group, foundation) for code, group, foundation in connection.execute(
+            table.select().with_only_columns(table.c.code, table.c.machine_group,
+                                             table.c.foundation))}
+    # ISO 20816-3: compressors and the turbine are large machines (group 1), the rest group 2;
+    # every demo skid sits on a rigid foundation.
+    assert classes == {
+        "P-101": (2, "rigid"), "P-102": (2, "rigid"), "P-201": (2, "rigid"),
+        "C-301": (1, "rigid"), "C-302": (1, "rigid"), "E-401": (2, "rigid"),
+        "E-402": (2, "rigid"), "GT-501": (1, "rigid"), "V-601": (2, "rigid"),
+        "V-602": (2, "rigid"),
+    }
+
+
 def test_the_demo_users_see_the_seeded_metrics_and_series(
     client: TestClient, database_url: str, session_factory: sessionmaker[Session]
 ) -> None:

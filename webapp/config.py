@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     stream_interval_seconds: float = Field(default=2.0, gt=0)
     # Alarm evaluation (DESIGN.md §14); unset: the stream interval, so one poll serves both.
     alarm_scan_seconds: float | None = Field(default=None, gt=0)
+    # Asset health (DESIGN.md §15): every asset is assessed this often.
+    health_interval_seconds: float = Field(default=60.0, gt=0)
     connector_timeout_seconds: float = Field(default=5.0, gt=0)
     host: str = "127.0.0.1"
     port: int = 8000

@@ -27,6 +27,8 @@ from webapp.connectors.registry import close_all_connectors
 from webapp.db import create_db_engine, create_session_factory, role_bypasses_rls, tenant_session
 from webapp.demo.seed import demo_tenant, seed_demo_signal_mappings
 from webapp.deps import NotAuthenticated, verify_csrf, wants_json
+from webapp.health import views as health_views
+from webapp.health.service import HealthMonitor
 from webapp.integrations import views as integration_views
 from webapp.integrations.service import SourceAccess
 from webapp.scanner import Leadership, Scanner
@@ -194,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hub=app.state.hub,
             interval=settings.alarm_scan_seconds or settings.stream_interval_seconds,
             leadership=Leadership(app.state.engine),
+            health=HealthMonitor(app.state.session_factory, app.state.sources),
+            health_interval=settings.health_interval_seconds,
         )
         app.state.scanner.start()
         yield
@@ -237,6 +241,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_views.users_router, dependencies=csrf)
     app.include_router(twin_views.router, dependencies=csrf)
     app.include_router(asset_views.router, dependencies=csrf)
+    app.include_router(health_views.router, dependencies=csrf)
     app.include_router(blackbox_views.router, dependencies=csrf)
     app.include_router(integration_views.router, dependencies=csrf)
     app.include_router(alarm_views.router, dependencies=csrf)

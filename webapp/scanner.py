@@ -1,4 +1,5 @@
-"""The one background loop of a deployment that turns readings into alarms (DESIGN.md §14).
+"""The one background loop of a deployment that turns readings into alarms (DESIGN.md §14)
+and assesses every asset's health (§15).
 
 Every web process runs a Scanner, and exactly one of them leads: on PostgreSQL the one holding
 a session advisory lock on a fixed key (its connection dying releases the lock, and another
@@ -11,6 +12,9 @@ viewer does, so one poll per tick serves viewers and alarms alike, watched or no
 that is down, or answers with synthetic fallback data, changes no alarm state. Evaluation state
 (the running delays) lives in memory, and restarts with the process; whether an alarm is active
 is always read back from the database, so a restart or a failover opens no duplicate.
+
+Every `HEALTH_INTERVAL_SECONDS` the leader also starts a health pass (webapp.health.service)
+beside the alarm ticks, never two at once: a slow source delays health, not alarms.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webapp.alarms import service as alarms
 from webapp.alarms.evaluation import LimitState, Reading, Transition, evaluate_all
 from webapp.db import tenant_session, utcnow
+from webapp.health.service import HealthMonitor
 from webapp.series import QUALITY_BAD, datetime_to_ns, ns_to_datetime
 from webapp.tenancy.models import Tenant
 from webapp.timeseries.hub import Feed, LiveHub
@@ -141,9 +146,17 @@ class Scanner:
     _plan_read_at: float = 0.0
     last_tick: TickReport = field(default_factory=TickReport)
     ticks: int = 0  # completed while leading
+    health: HealthMonitor | None = None
+    health_interval: float = 60.0
+    health_passes: int = 0  # completed while leading
     _task: asyncio.Task[None] | None = None
+    _health_task: asyncio.Task[None] | None = None
+    _health_due: float = 0.0  # monotonic
 
     def start(self) -> None:
+        # The first health pass one interval after start: what the last process stored stays
+        # current for 10 minutes, and a test's app never assesses behind its back.
+        self._health_due = time.monotonic() + self.health_interval
         self._task = asyncio.create_task(self._run())
 
     async def aclose(self) -> None:
@@ -151,6 +164,7 @@ class Scanner:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._stop_health()
         self._let_go_of_feeds(set(self.feeds))
         await asyncio.to_thread(self.leadership.release)
 
@@ -160,6 +174,7 @@ class Scanner:
             try:
                 if await asyncio.to_thread(self.leadership.hold):
                     await self.tick()
+                    self._start_health_pass()
                 else:
                     self._follow()
             except Exception:  # one bad tick must not stop alarm evaluation for good
@@ -173,6 +188,29 @@ class Scanner:
         self._let_go_of_feeds(set(self.feeds))
         self.states.clear()
         self._plan = None
+        if self._health_task is not None:
+            self._health_task.cancel()  # the new leader assesses from now on
+
+    def _start_health_pass(self) -> None:
+        if self.health is None or time.monotonic() < self._health_due:
+            return
+        if self._health_task is not None and not self._health_task.done():
+            return  # the last pass is still reading: no second one beside it
+        self._health_due = time.monotonic() + self.health_interval
+        self._health_task = asyncio.create_task(self._health_pass(self.health))
+
+    async def _health_pass(self, monitor: HealthMonitor) -> None:
+        try:
+            await monitor.run_pass()
+            self.health_passes += 1
+        except Exception:  # one bad pass must not stop the next
+            logger.exception("asset health pass failed")
+
+    async def _stop_health(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
 
     def invalidate(self) -> None:
         """Limits, mappings or integrations changed in this process: read them on the next

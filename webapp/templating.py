@@ -7,6 +7,8 @@ htmx requests get the block, everything else (direct loads, history restores) th
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from io import BytesIO
 from typing import Any
@@ -101,15 +103,22 @@ _environment.globals.update(text_direction=text_direction)
 templates = Jinja2Blocks(env=_environment)
 
 
-def render_partial(template: str, context: dict[str, Any], *, locale: str) -> str:
-    """An SSE payload rendered outside any request, in the viewer's language."""
+@contextmanager
+def in_locale(locale: str) -> Iterator[None]:
+    """gettext and the formatters speak `locale` inside (outside a rendered page)."""
     token = _current_locale.set(locale)
     try:
+        yield
+    finally:
+        _current_locale.reset(token)
+
+
+def render_partial(template: str, context: dict[str, Any], *, locale: str) -> str:
+    """An SSE payload rendered outside any request, in the viewer's language."""
+    with in_locale(locale):
         return _environment.get_template(template).render(
             {"locale": locale, "direction": text_direction(locale), **context}
         )
-    finally:
-        _current_locale.reset(token)
 
 
 def is_htmx(request: Request) -> bool:

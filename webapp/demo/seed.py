@@ -18,6 +18,7 @@ from webapp.assets.schemas import AssetCreate
 from webapp.assets.service import create_asset, get_asset_by_code
 from webapp.config import Settings, get_settings
 from webapp.db import bind_tenant
+from webapp.health.model import ZONE_BOUNDARIES, foundation_of, machine_group_of
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
 from webapp.integrations.schemas import IntegrationCreate, MappingCreate
 from webapp.integrations.service import SourceAccess, create_integration, create_mapping
@@ -76,9 +77,12 @@ def seed_demo_tenant(session: Session, *, password: str) -> DemoSeedSummary:
             summary.users_created.append(email)
     for code, name, asset_type, criticality, location in DEMO_ASSETS:
         if get_asset_by_code(session, code) is None:
+            # The §15 defaults, spelled out: the demo source plays vibration in the zones
+            # of exactly these classes (webapp/connectors/demo.py).
             asset = AssetCreate(
                 code=code, name=name, asset_type=asset_type, criticality=criticality,
-                location=location,
+                location=location, machine_group=machine_group_of(asset_type, None),
+                foundation=foundation_of(None),
             )
             create_asset(session, asset, actor_id=None)
             summary.assets_created.append(code)
@@ -231,18 +235,6 @@ def seed_demo_signal_mappings(
 
 # --- alarm limits (P4) -----------------------------------------------------------------------
 
-# ISO 20816-3 zone boundaries A/B, B/C, C/D in mm/s RMS, by (machine group, foundation).
-ISO_20816_3_ZONES: dict[tuple[int, str], tuple[float, float, float]] = {
-    (1, "rigid"): (2.3, 4.5, 7.1),
-    (1, "flexible"): (3.5, 7.1, 11.0),
-    (2, "rigid"): (1.4, 2.8, 4.5),
-    (2, "flexible"): (2.3, 4.5, 7.1),
-}
-# DESIGN.md §15's defaults until assets carry machine_group and foundation (P5): group 1
-# (> 300 kW) for compressors and turbines, group 2 otherwise, on a rigid foundation.
-GROUP_1_ASSET_TYPES = frozenset({"gas_compressor", "gas_turbine"})
-DEFAULT_FOUNDATION = "rigid"
-
 # Every limit waits ON_DELAY before activating: longer than any one-minute spike of the demo
 # source stays beyond a limit (under 2 minutes), shorter than any of its episodes. It waits
 # OFF_DELAY before clearing, so a spike back into the normal band does not end an alarm.
@@ -281,14 +273,13 @@ class DemoLimit:
     off_delay_seconds: int = OFF_DELAY_SECONDS
 
 
-def machine_group(asset_type: str) -> int:
-    return 1 if asset_type in GROUP_1_ASSET_TYPES else 2
-
-
-def demo_limits(metric: str, asset_type: str) -> tuple[DemoLimit, ...]:
+def demo_limits(
+    metric: str, asset_type: str, machine_group: int | None = None, foundation: str | None = None
+) -> tuple[DemoLimit, ...]:
     """The seeded limits of one demo signal, lolo to hihi (none for an unknown metric)."""
     if metric == "vibration_rms":
-        _, b_c, c_d = ISO_20816_3_ZONES[(machine_group(asset_type), DEFAULT_FOUNDATION)]
+        group = machine_group_of(asset_type, machine_group)
+        _, b_c, c_d = ZONE_BOUNDARIES[group, foundation_of(foundation)]
         deadband = round(VIBRATION_DEADBAND_SHARE * b_c, 3)
         thresholds: dict[LevelName, float] = {"hi": b_c, "hihi": c_d}
     elif metric in DEMO_LIMITS:
@@ -321,7 +312,7 @@ def seed_demo_alarm_limits(db_session: Session, signals: list[tuple[Asset, str]]
         if mapping_id is None:
             continue
         present = existing.setdefault(mapping_id, {})
-        for spec in demo_limits(metric, asset.asset_type):
+        for spec in demo_limits(metric, asset.asset_type, asset.machine_group, asset.foundation):
             if spec.level in present:
                 continue
             thresholds = {Level(level): value for level, (value, active) in present.items()

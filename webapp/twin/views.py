@@ -19,7 +19,7 @@ from webapp.alarms.presenters import Banner, Viewer, alarm_rows, read_banner, vi
 from webapp.alarms.views import keep_banner
 from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
-from webapp.assets.schemas import AssetList
+from webapp.assets.schemas import AssetOut
 from webapp.assets.views import asset_or_404
 from webapp.db import as_utc, utcnow
 from webapp.deps import (
@@ -32,6 +32,7 @@ from webapp.deps import (
     db_call,
     stream_slot,
 )
+from webapp.health import service as health_service
 from webapp.integrations.service import SourceAccess
 from webapp.series import Series
 from webapp.sse import SlotEventSourceResponse
@@ -50,6 +51,7 @@ from webapp.twin.presenters import (
     latest_view,
     metric_context,
 )
+from webapp.twin.schemas import TwinAssetList, TwinAssetOut
 from webapp.types import UTCDatetime
 
 router = APIRouter()
@@ -147,9 +149,22 @@ async def read_series_for_user(
 # --- JSON API ------------------------------------------------------------------------------
 
 
-@router.get("/api/twins/assets", response_model=AssetList, tags=["twins"])
-def list_twin_assets(db: SessionDep, _user: CurrentUser) -> AssetList:
-    return AssetList.model_validate({"assets": asset_service.list_assets(db)}, from_attributes=True)
+@router.get("/api/twins/assets", response_model=TwinAssetList, tags=["twins"])
+def list_twin_assets(db: SessionDep, _user: CurrentUser) -> TwinAssetList:
+    health = health_service.current_health_by_asset(db)
+    assets = []
+    for asset in asset_service.list_assets(db):
+        current = health.get(asset.id)
+        assets.append(
+            TwinAssetOut.model_validate(
+                {
+                    **AssetOut.model_validate(asset).model_dump(),
+                    "health_score": current.score if current else None,
+                    "health_band": current.band if current else "no_data",
+                }
+            )
+        )
+    return TwinAssetList(assets=assets)
 
 
 @router.get("/api/twins/assets/{asset_id}/metrics", response_model=MetricList, tags=["twins"])
