@@ -38,6 +38,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 PASSWORD = "correct horse battery staple"
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
 
+# Shared fixtures outside conftest still get pytest's assertion messages.
+pytest.register_assert_rewrite("tests.health_site")
+
 
 def postgres_server_url() -> str:
     url = os.environ.get("OPTRIA_TEST_DATABASE_URL")

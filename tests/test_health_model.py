@@ -306,6 +306,15 @@ def test_nearness_needs_somewhere_to_measure_from() -> None:
     assert penalties(health) == []
 
 
+@pytest.mark.parametrize(("value", "level"), [(100.0, "hi"), (104.0, "hi"), (-3.0, "lo")])
+def test_a_limit_reached_counts_even_with_nothing_to_measure_from(
+    value: float, level: str
+) -> None:
+    health = assess(asset(temperature(value, limits={level: 100.0 if level == "hi" else 0.0})))
+    assert penalties(health) == [("limit_nearness", 10.0)]
+    assert component(health, "limit_nearness").params["state"] == "reached"
+
+
 def test_nearness_names_the_most_severe_limit_reached() -> None:
     health = assess(asset(temperature(100.0, base=NORMAL, limits={"hi": 90.0, "hihi": 100.0})))
     assert component(health, "limit_nearness").params["level"] == "hihi"

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from webapp.alarms import service
 from webapp.alarms.evaluation import Level
+from webapp.alarms.models import PRIORITIES
 from webapp.templating import format_local_time, iso_utc
 from webapp.tenancy.models import ROLE_RANK, Role, User
 from webapp.twin.charts import format_value, value_digits
 
-PRIORITIES = ("high", "medium", "low")
 # One short 24-hour format for alarm times, in the plant's timezone (§18).
 ALARM_TIME_FORMAT = "d MMM HH:mm:ss"
 ACKNOWLEDGEABLE = frozenset({service.AlarmStateName.unack_active, service.AlarmStateName.rtn_unack})

@@ -23,7 +23,8 @@ Guarantees (each pinned by tests/test_health_model.py):
 - Limit nearness, per metric: a limit's "way" runs from the metric's 7-day median (or, without
   one on the normal side, the nearest limit on the other side) to the threshold; over the last
   10 % of it the penalty grows linearly to 10, and stays 10 once the limit is reached (so it does
-  not drop when the alarm trips). At most 25 for all metrics.
+  not drop when the alarm trips; a reached limit counts even with no way to measure along). At
+  most 25 for all metrics.
 - Vibration trend: a least-squares line through the good points of the last 24 h (at least 10
   points over at least 6 h). Rising while the value is still below B/C → `time_to_zone_c_hours`,
   the hours until the line reaches B/C (beyond a week the extrapolation of one day is
@@ -387,12 +388,13 @@ def _nearness_component(signal: SignalHealthInput, value: float) -> Component | 
         if threshold is None:
             continue
         high = level in HIGH_LEVELS
+        left = (threshold - value) if high else (value - threshold)  # ≤ 0 once reached
         start = _way_start(high, threshold, signal)
         if start is None:
-            continue
-        way = abs(threshold - start)
-        left = (threshold - value) if high else (value - threshold)  # ≤ 0 once reached
-        share = min(1.0, max(0.0, 1 - left / (NEAR_SHARE * way)))
+            # No way to measure nearness along, but a limit reached is reached all the same.
+            share = 1.0 if left <= 0 else 0.0
+        else:
+            share = min(1.0, max(0.0, 1 - left / (NEAR_SHARE * abs(threshold - start))))
         if share > 0 and (best is None or share > best[0]):
             best = (share, level, threshold)
     if best is None:

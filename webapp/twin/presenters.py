@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import numpy as np
 
+from webapp.alarms.models import PRIORITIES
 from webapp.series import QUALITY_NAMES, Series, ns_to_datetime
 from webapp.templating import format_local_time, gettext, templates
 from webapp.timeseries.service import SeriesMode, SeriesWindow, Signal, resolve_window
@@ -125,6 +126,22 @@ def metric_context(
         ),
         "interval_ms": int(interval_seconds * 1000),
     }
+
+
+class GridOrder(enum.StrEnum):
+    attention = "attention"
+    code = "code"
+
+
+def attention_key(
+    code: str, alarm_priority: str | None, health_score: int | None
+) -> tuple[int, int, int, str]:
+    """The attention order (§15): the highest active alarm priority first, then the lowest
+    health score. An asset without a score (no data, not yet assessed) follows the scored ones
+    of its alarm group: nothing is known to be wrong with it. Code breaks ties."""
+    priority_rank = PRIORITIES.index(alarm_priority) if alarm_priority in PRIORITIES else 3
+    unscored = health_score is None
+    return priority_rank, int(unscored), health_score or 0, code
 
 
 # Templates call these like macros (screen templates import nothing).

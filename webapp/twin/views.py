@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -33,10 +34,12 @@ from webapp.deps import (
     stream_slot,
 )
 from webapp.health import service as health_service
+from webapp.health.presenters import health_panel, vibration_class
+from webapp.health.service import AssetHealthView
 from webapp.integrations.service import SourceAccess
 from webapp.series import Series
 from webapp.sse import SlotEventSourceResponse
-from webapp.templating import is_htmx, render_page, render_partial
+from webapp.templating import in_locale, is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
 from webapp.timeseries import service as series_service
 from webapp.timeseries.hub import SERVER_SEND, LiveHub, ns_to_event_id
@@ -46,7 +49,9 @@ from webapp.twin.charts import ChartLimit
 from webapp.twin.presenters import (
     RANGE_SPANS,
     ChartRange,
+    GridOrder,
     LatestView,
+    attention_key,
     chart_window,
     latest_view,
     metric_context,
@@ -231,6 +236,9 @@ async def metric_series(
 # --- pages and fragments -------------------------------------------------------------------
 
 RangeQuery = Annotated[ChartRange, Query(alias="range", description="100, 24h or 7d")]
+OrderQuery = Annotated[
+    GridOrder, Query(alias="sort", description="attention (alarms, then lowest health) or code")
+]
 
 
 def _hub(request: Request) -> LiveHub:
@@ -260,31 +268,59 @@ async def _card_values(
     return values
 
 
-def _grid_context(db: Session) -> tuple[list[Asset], dict[int, list[Signal]], Banner]:
-    assets, signals = list(asset_service.list_assets(db)), series_service.signals_by_asset(db)
-    return assets, signals, read_banner(db)
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    assets: list[Asset]
+    signals: dict[int, list[Signal]]
+    banner: Banner
+    health: dict[int, AssetHealthView]
 
 
-async def _page_context(request: Request, db: Session, user: User) -> dict[str, object]:
-    assets, signals, banner = await db_call(db, _grid_context)
-    # The same reading feeds the banner and the cards' alarm marks, so they always agree.
-    keep_banner(request, banner)
-    card_values = await _card_values(
-        _hub(request), signals, user.tenant.timezone, request.state.locale
+def _grid_context(db: Session) -> _Grid:
+    return _Grid(
+        list(asset_service.list_assets(db)), series_service.signals_by_asset(db), read_banner(db),
+        health_service.current_health_by_asset(db),
     )
+
+
+async def _page_context(
+    request: Request, db: Session, user: User, order: GridOrder
+) -> dict[str, object]:
+    grid = await db_call(db, _grid_context)
+    # The same reading feeds the banner and the cards' alarm marks, so they always agree.
+    keep_banner(request, grid.banner)
+    card_values = await _card_values(
+        _hub(request), grid.signals, user.tenant.timezone, request.state.locale
+    )
+    assets = grid.assets
+    if order is GridOrder.attention:
+        # Ordered once, as the page loads: cards never move under the operator's eyes.
+        def key(asset: Asset) -> tuple[int, int, int, str]:
+            health = grid.health.get(asset.id)
+            return attention_key(
+                asset.code, grid.banner.assets.get(asset.id), health.score if health else None
+            )
+
+        assets = sorted(assets, key=key)
     return {
-        "assets": assets, "asset_signals": signals, "card_values": card_values,
-        "card_alarms": banner.assets,
+        "assets": assets, "asset_signals": grid.signals, "card_values": card_values,
+        "card_alarms": grid.banner.assets, "card_health": grid.health, "grid_order": order,
+        "grid_orders": list(GridOrder),
     }
 
 
 @router.get("/twins", response_class=HTMLResponse, include_in_schema=False)
-async def twins_page(request: Request, db: SessionDep, user: CurrentUser) -> HTMLResponse:
+async def twins_page(
+    request: Request, db: SessionDep, user: CurrentUser, order: OrderQuery = GridOrder.attention
+) -> HTMLResponse:
     # For htmx (the panel's close button) only the now-empty panel block.
     if is_htmx(request):
         return render_page(request, "twins/index.html", {"selected": None}, block="twin_panel")
-    context = await _page_context(request, db, user)
+    context = await _page_context(request, db, user, order)
     return render_page(request, "twins/index.html", {**context, "selected": None})
+
+
+HEALTH_TREND_HOURS = 24
 
 
 def _panel_context(db: Session, asset_id: int, viewer: Viewer) -> dict[str, object]:
@@ -295,23 +331,42 @@ def _panel_context(db: Session, asset_id: int, viewer: Viewer) -> dict[str, obje
             db, state=alarm_service.StateFilter.suppressed, asset_id=asset_id
         ),
     ]
+    now = utcnow()
     return {
         "selected": asset,
         "signals": series_service.asset_signals(db, asset_id),
         "asset_alarms": alarm_rows(alarms, viewer),
+        "now": now,
+        "health_view": health_service.current_health(db, asset_id, now),
+        "health_points": health_service.health_history(
+            db, asset_id, hours=HEALTH_TREND_HOURS, now=now
+        ),
     }
+
+
+async def _panel(request: Request, db: Session, user: User, asset_id: int) -> dict[str, object]:
+    """The panel's facts, alarms, health and signals, formatted for the viewer."""
+    locale = request.state.locale
+    panel = await db_call(db, _panel_context, asset_id, viewer_of(user, locale))
+    with in_locale(locale):
+        health = health_panel(
+            panel.pop("health_view"), panel.pop("health_points"), now=panel.pop("now"),
+            hours=HEALTH_TREND_HOURS, timezone=user.tenant.timezone, locale=locale,
+        )
+    return {**panel, "health": health, "vibration_class": vibration_class(panel["selected"])}
 
 
 @router.get("/twins/assets/{asset_id}", response_class=HTMLResponse, include_in_schema=False)
 async def asset_panel(
-    request: Request, asset_id: AssetId, db: SessionDep, user: CurrentUser
+    request: Request, asset_id: AssetId, db: SessionDep, user: CurrentUser,
+    order: OrderQuery = GridOrder.attention,
 ) -> HTMLResponse:
     """The panel; its first metric loads by itself (a fragment request, with its own event)."""
-    panel = await db_call(db, _panel_context, asset_id, viewer_of(user, request.state.locale))
+    panel = await _panel(request, db, user, asset_id)
     signals = panel["signals"]
     context = {**panel, "selected_metric": signals[0].metric if signals else None, "metric": None}
     if not is_htmx(request):
-        context = {**await _page_context(request, db, user), **context}
+        context = {**await _page_context(request, db, user, order), **context}
     return render_page(request, "twins/index.html", context, block="twin_panel")
 
 
@@ -329,6 +384,7 @@ async def metric_view(
     settings: SettingsDep,
     sources: SourcesDep,
     chart_range: RangeQuery = ChartRange.last_100,
+    order: OrderQuery = GridOrder.attention,
 ) -> HTMLResponse:
     """Latest value + chart of one metric; errors stay readable inside the panel."""
     context: dict[str, object] = {"selected_metric": metric_name, "metric": None}
@@ -348,12 +404,10 @@ async def metric_view(
         context["metric_error"] = {"status": exc.status_code, "message": exc.detail}
     if not is_htmx(request):
         try:
-            panel = await db_call(
-                db, _panel_context, asset_id, viewer_of(user, request.state.locale)
-            )
+            panel = await _panel(request, db, user, asset_id)
         except HTTPException:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"Asset {asset_id} not found") from None
-        context = {**await _page_context(request, db, user), **panel, **context}
+        context = {**await _page_context(request, db, user, order), **panel, **context}
     return render_page(
         request, "twins/index.html", context, block="metric_view", status_code=status_code
     )
