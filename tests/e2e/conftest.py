@@ -64,8 +64,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The demo tenant on a fresh SQLite file, served by uvicorn in a background thread."""
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
+    """The demo tenant on a fresh SQLite file, served by uvicorn in a background thread.
+    A module may set LIVE_SERVER_SETTINGS (a dict of Settings fields) for its own server."""
     url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'optria.db'}"
     # No PI: the seed maps the demo connector, whatever the environment says.
     settings = test_settings(
@@ -73,6 +76,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         stream_interval_seconds=STREAM_INTERVAL_SECONDS,
         pi_base_url=None,
         pi_data_server=None,
+        **getattr(request.module, "LIVE_SERVER_SETTINGS", {}),
     )
     migrate(settings)
     seed_demo(settings)
