@@ -6,12 +6,13 @@ import enum
 import math
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import numpy as np
 
 from webapp.alarms.models import PRIORITIES
 from webapp.series import QUALITY_NAMES, Series, ns_to_datetime
-from webapp.templating import format_local_time, gettext, templates
+from webapp.templating import format_local_time, gettext, iso_utc, templates
 from webapp.timeseries.service import SeriesMode, SeriesWindow, Signal, resolve_window
 from webapp.twin.charts import ChartLimit, build_chart, format_value, value_digits
 
@@ -125,7 +126,27 @@ def metric_context(
             f"?range={chart_range.value}"
         ),
         "interval_ms": int(interval_seconds * 1000),
+        "export_url": export_url(signal, chart_range),
     }
+
+
+EXPORT_LIMIT = 10_000  # the series API's most points
+
+
+def export_url(signal: Signal, chart_range: ChartRange) -> str:
+    """The CSV of what the chart shows: the raw points of its window, or for a week (more
+    than the API's 10,000 one-minute points) the plot-mode points."""
+    base = f"/api/twins/assets/{signal.asset_id}/metrics/{signal.metric}/series.csv"
+    span = RANGE_SPANS[chart_range]
+    if span is None:
+        return f"{base}?limit=100"
+    window = chart_window(chart_range)
+    mode = SeriesMode.plot if span > timedelta(days=1) else SeriesMode.raw
+    query = urlencode({
+        "from_time": iso_utc(window.from_time), "to_time": iso_utc(window.to_time),
+        "limit": EXPORT_LIMIT, "mode": mode.value,
+    })
+    return f"{base}?{query}"
 
 
 class GridOrder(enum.StrEnum):
