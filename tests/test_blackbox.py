@@ -111,7 +111,8 @@ def world(
 
 def test_events_are_newest_first_by_time_then_id(client: TestClient, world) -> None:  # type: ignore[no-untyped-def]
     tenant_a, events_a, events_b = world
-    headers = bearer_headers(client, tenant_a.users["viewer"].email)
+    # A tenant admin: logins (AUTH) are listed for admins only (§18, test_blackbox_screen.py).
+    headers = bearer_headers(client, tenant_a.admin.email)
     response = fetch(client, headers)
     assert response.status_code == 200
     listed = response.json()["events"]

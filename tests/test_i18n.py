@@ -65,6 +65,8 @@ def html_lang_dir(response) -> tuple[str | None, str | None]:  # type: ignore[no
 def nav_labels(response) -> list[str]:  # type: ignore[no-untyped-def]
     nav = page(response).select_one("nav.main-nav")
     assert nav is not None
+    for hidden in nav.select(".visually-hidden"):  # words for screen readers only
+        hidden.decompose()
     return [link.get_text(strip=True) for link in nav.select("a")]
 
 
@@ -138,7 +140,8 @@ def test_twins_page_in_arabic_is_rtl_and_translated(
     response = client.get("/twins?lang=ar")
     assert response.status_code == 200
     assert html_lang_dir(response) == ("ar", "rtl")
-    assert nav_labels(response) == ["التوأم الرقمي", "الإنذارات", "الصندوق الأسود", "واجهة البرمجة"]
+    assert nav_labels(response) == [
+        "التوأم الرقمي", "الإنذارات", "الاتجاهات", "سجل الوردية", "الصندوق الأسود", "واجهة البرمجة"]
     soup = page(response)
     card = soup.select_one("[data-role=asset-card]")
     assert card is not None
@@ -175,7 +178,7 @@ def test_language_choice_is_remembered_for_the_user(
 
     english = client.get("/twins?lang=en")
     assert html_lang_dir(english) == ("en", "ltr")
-    assert nav_labels(english) == ["Digital Twin", "Alarms", "BlackBox", "API"]
+    assert nav_labels(english) == ["Digital Twin", "Alarms", "Trends", "Logbook", "BlackBox", "API"]
     assert html_lang_dir(client.get("/twins")) == ("en", "ltr")
 
 
@@ -247,7 +250,8 @@ def test_blackbox_labels_in_arabic(client: TestClient, tenant_a: TenantWorld) ->
 def test_blackbox_summaries_follow_the_viewers_language(
     client: TestClient, tenant_a: TenantWorld
 ) -> None:
-    email = tenant_a.users["viewer"].email
+    # A tenant admin: only admins see logins on the BlackBox screen (DESIGN.md §18).
+    email = tenant_a.admin.email
     browser_login(client, email)  # writes the AUTH event shown below
     english = BeautifulSoup(client.get("/blackbox?category=AUTH").text, "html.parser")
     assert f"Login succeeded for {email}" in english.select_one("[data-role=event-row]").text

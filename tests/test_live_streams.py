@@ -10,21 +10,29 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import TenantWorld, bearer_headers, browser_login
-from tests.peers import add_integration, add_mapping, event_count, test_sources
+from tests.peers import (
+    add_integration,
+    add_mapping,
+    event_count,
+    make_sql_historian,
+    test_sources,
+)
 from webapp.connectors.demo import DemoConnector, demo_values
 from webapp.db import utcnow
 from webapp.series import Series, datetime_to_ns
 from webapp.tenancy.models import UserSession
 from webapp.timeseries.hub import BUFFER_SECONDS, LiveHub
-from webapp.timeseries.service import Signal
+from webapp.timeseries.service import SeriesMode, SeriesWindow, Signal
 
 TAG = "PI:P-101.VIB"
 
@@ -178,21 +186,81 @@ def test_fragment_stream_swaps_latest_and_chart(
     browser_login(client, tenant_a.users["viewer"].email)
     with client.stream("GET", mapped.html_stream) as response:
         assert response.status_code == 200
-        events = read_events(response.iter_lines(), 4)
-    assert [event["event"] for event in events] == ["latest", "chart", "latest", "chart"]
-    assert events[0]["id"] == events[1]["id"] < events[2]["id"]
-    latest = BeautifulSoup(events[2]["data"], "html.parser")
+        events = read_events(response.iter_lines(), 5)
+    # The current state, then each newer reading; the chart (a sample a minute) waits for its
+    # next sample unless a minute boundary passed meanwhile.
+    names = [event["event"] for event in events]
+    assert names[:4] == ["latest", "chart", "table", "latest"]
+    assert names[4] in ("latest", "chart")
+    assert events[0]["id"] == events[1]["id"] == events[2]["id"] < events[3]["id"]
+    table = BeautifulSoup(events[2]["data"], "html.parser").select_one("[data-role=chart-table]")
+    times = [cell["datetime"] for cell in table.select("tbody time")]
+    assert len(times) == 100 and times == sorted(times, reverse=True), "newest first"
+    latest = BeautifulSoup(events[3]["data"], "html.parser")
     assert latest.select_one("[data-role=unit]").text == "mm/s"
     value = latest.select_one("[data-role=latest-value]").text
     assert value and value != "—"
     time = latest.select_one("[data-role=latest-time]")
     assert time["datetime"].endswith("Z")
-    chart = BeautifulSoup(events[3]["data"], "html.parser").select_one("svg[data-role=chart]")
+    chart = BeautifulSoup(events[1]["data"], "html.parser").select_one("svg[data-role=chart]")
     assert int(chart["data-points"]) == 100
     for marker in ("chart-min", "chart-max", "chart-last"):
         assert chart.select_one(f"[data-role={marker}]") is not None
     assert "mm/s" in [label.text for label in chart.select("[data-role=axis-label]")]
     assert sensor_events(owner_engine, tenant_a.tenant.id) == 1
+
+
+def test_the_chart_is_sent_again_only_when_a_new_sample_completes(
+    client: TestClient, session_factory: sessionmaker[Session], tenant_a: TenantWorld,
+    tmp_path: Path,
+) -> None:
+    """A historian with a sample every 10 s: readings inside the current 10 s move only the
+    latest value; the reading that completes the next sample brings the redrawn chart, which
+    is still 100 samples (its window does not shrink) and ends at that sample."""
+    now = utcnow().replace(microsecond=0)
+    newest = now - timedelta(seconds=12)  # both readings written below are in the past
+    rows = [("H.VIB", newest - timedelta(seconds=10 * i), 1.0 + i % 7, "good")
+            for i in range(120)]
+    url = make_sql_historian(tmp_path / "historian.db", rows)
+    integration = add_integration(session_factory, tenant_a.tenant.id, type="sql", name="hist",
+                                  config={"url": url, "table": "historian"})
+    add_mapping(session_factory, tenant_a.tenant.id, asset_id=tenant_a.assets[0].id,
+                integration_id=integration, metric="vibration_rms", tag="H.VIB", unit="mm/s")
+    historian = sa.create_engine(url)
+
+    def write(at: datetime, value: float) -> None:
+        with historian.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO historian (tag, ts, value, quality) VALUES ('H.VIB', :ts, :v, 'good')"
+            ), {"ts": at.replace(tzinfo=None), "v": value})
+
+    browser_login(client, tenant_a.users["viewer"].email)
+    stream = f"/twins/assets/{tenant_a.assets[0].id}/metrics/vibration_rms/stream"
+    try:
+        with client.stream("GET", stream) as response:
+            lines = response.iter_lines()
+            opening = read_events(lines, 3)
+            write(newest + timedelta(seconds=3), 2.5)  # within the current sample period
+            within = read_events(lines, 1)
+            write(newest + timedelta(seconds=10), 9.5)  # the next sample is complete
+            completed = read_events(lines, 3)
+    finally:
+        historian.dispose()
+
+    assert [e["event"] for e in opening] == ["latest", "chart", "table"]
+    assert [e["event"] for e in within] == ["latest"]
+    assert [e["event"] for e in completed] == ["latest", "chart", "table"]
+    assert within[0]["id"] < completed[0]["id"] == completed[1]["id"]
+
+    def drawn(event: dict[str, str]) -> tuple[int, str]:
+        chart = BeautifulSoup(event["data"], "html.parser").select_one("svg[data-role=chart]")
+        return int(chart["data-points"]), chart.select_one("[data-role=chart-last]")["data-value"]
+
+    assert drawn(opening[1]) == (100, "1.00")  # the sample at `newest`: 1.0 + 0 % 7
+    assert drawn(completed[1]) == (100, "9.50")
+    newest_row = BeautifulSoup(completed[2]["data"], "html.parser").select_one("tbody time")
+    assert newest_row["datetime"] == (newest + timedelta(seconds=10)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_revoked_session_ends_the_stream_with_close(
@@ -427,10 +495,11 @@ def test_fragments_render_once_per_tick_per_variant() -> None:
         now = utcnow()
         history = await DemoConnector({}).fetch_timeseries(TAG, now - timedelta(hours=3), now, 100)
         key = (1, "100")
-        hub.seed_chart(key, history, limit=100, span=None)
+        window = SeriesWindow(None, now, 100, SeriesMode.raw)
+        hub.seed_chart(key, history, signal=signal, window=lambda: window, plot=False)
 
         def render(_batch: Series) -> bytes:
-            series = hub.chart_for(key, signal)
+            series = hub.chart_for(key)
             renders.append(len(series))
             return f"chart of {len(series)}".encode()
 
@@ -442,7 +511,7 @@ def test_fragments_render_once_per_tick_per_variant() -> None:
 
     asyncio.run(scenario())
     assert 3 <= len(renders) <= 5, f"{len(renders)} renders for 50 viewers over 3 ticks"
-    assert all(count == 100 for count in renders), "the chart keeps the latest 100 points"
+    assert all(count == 100 for count in renders), "the chart keeps its 100 samples"
 
 
 def test_closing_the_hub_stops_every_feed_promptly() -> None:

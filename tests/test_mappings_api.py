@@ -29,7 +29,7 @@ from webapp.connectors.demo import demo_values
 
 MAPPING_FIELDS = (
     "id", "asset_id", "integration_id", "internal_metric_name", "external_tag",
-    "scaling_factor", "offset_value", "unit", "is_active",
+    "scaling_factor", "offset_value", "unit", "is_active", "range_low", "range_high",
 )
 
 
@@ -126,6 +126,8 @@ def test_engineers_and_admins_create_mappings(
         "offset_value": 0.0,
         "unit": None,
         "is_active": True,
+        "range_low": None,
+        "range_high": None,
     }
 
     full = new_mapping(
@@ -136,7 +138,9 @@ def test_engineers_and_admins_create_mappings(
     admin = bearer_headers(client, world.a.admin.email)
     response = client.post("/api/mappings", json=full, headers=admin)
     assert response.status_code == 201
-    assert response.json() == {"id": response.json()["id"], **full}
+    assert response.json() == {
+        "id": response.json()["id"], **full, "range_low": None, "range_high": None
+    }
     assert as_api(mapping_rows(owner_engine)[-1]) == response.json()
 
 

@@ -597,6 +597,7 @@ ID_ROUTES = {
     "page": ("/twins/assets/{id}", {}, "path"),
     "fragment": ("/twins/assets/{id}", {"HX-Request": "true"}, "path"),
     "events": ("/api/blackbox/events?asset_id={id}", {}, "query"),
+    "logbook": ("/api/logbook?asset_id={id}", {}, "query"),
     "health": ("/api/assets/{id}/health", {}, "path"),
     "health_history": ("/api/assets/{id}/health/history", {}, "path"),
 }

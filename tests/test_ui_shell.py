@@ -157,15 +157,19 @@ def test_body_carries_the_csrf_token_for_htmx(client: TestClient, viewer: str) -
 def test_shell_has_navigation_language_switch_and_who(
     client: TestClient, viewer: str, tenant_a: TenantWorld
 ) -> None:
-    soup = soup_of(client.get("/blackbox?category=AUTH"))
+    soup = soup_of(client.get("/blackbox?category=ALARM"))
     nav = soup.select_one("nav.main-nav")
-    assert [a["href"] for a in nav.select("a")] == ["/twins", "/alarms", "/blackbox", "/docs"]
+    assert [a["href"] for a in nav.select("a")] == [
+        "/twins", "/alarms", "/trends", "/logbook", "/blackbox", "/docs"]
     assert nav.select_one("a[aria-current=page]")["href"] == "/blackbox"
+    # The API reference opens beside the app, which stays where it was (§18).
+    docs = nav.select_one("a[href='/docs']")
+    assert (docs["target"], docs["rel"]) == ("_blank", ["noopener"])
     languages = {a["hreflang"]: a["href"] for a in soup.select(".lang-switch a")}
     # The switch keeps the page and its filters.
     assert languages == {
-        "en": "/blackbox?category=AUTH&lang=en",
-        "ar": "/blackbox?category=AUTH&lang=ar",
+        "en": "/blackbox?category=ALARM&lang=en",
+        "ar": "/blackbox?category=ALARM&lang=ar",
     }
     who = soup.select_one("[data-role=current-user]").get_text(" ", strip=True)
     assert tenant_a.tenant.name in who and tenant_a.users["viewer"].email in who
@@ -364,7 +368,12 @@ def test_metric_fragment_is_live_with_a_stable_sse_element(
     live = view.select_one("[sse-connect]")
     assert live["sse-connect"].startswith(f"/twins/assets/{asset_id}/metrics/{metric}/stream")
     assert live["sse-close"] == "close" and live["hx-ext"] == "sse"
-    assert {child["sse-swap"] for child in live.select("[sse-swap]")} == {"latest", "chart"}
+    assert {child["sse-swap"] for child in live.select("[sse-swap]")} == {
+        "latest", "chart", "table"}
+    # The table's <details> is outside every swap: live updates keep it open.
+    toggle = live.select_one("[data-role=chart-table-toggle]")
+    assert toggle.name == "summary" and toggle.find_parent("[sse-swap]") is None
+    assert toggle.find_parent("details").select_one("[sse-swap=table] [data-role=chart-table]")
     assert live.select_one("[sse-swap=latest] [data-role=latest-value]") is not None
     assert live.select_one("[sse-swap=latest] [data-role=unit]").get_text(strip=True) == "°C"
     assert live.select_one("[sse-swap=chart] svg[data-role=chart]") is not None
@@ -415,7 +424,9 @@ def test_blackbox_filters_swap_only_the_event_table(client: TestClient, viewer: 
     form = soup.select_one("form.filters")
     assert form["action"] == "/blackbox" and form["hx-get"] == "/blackbox"
     assert form["hx-target"] == "#blackbox-events"
-    assert soup.select("[data-role=event-row][data-category=AUTH]"), "the login was recorded"
+    assert soup.select("[data-role=event-row]"), "events are listed"
+    # The viewer's login is recorded, but logins are for tenant admins only (DESIGN.md §18).
+    assert not soup.select("[data-role=event-row][data-category=AUTH]")
     fragment = client.get("/blackbox?category=SENSOR", headers={"HX-Request": "true"})
     assert "<html" not in fragment.text
     assert soup_of(fragment).select("[data-role=event-row]") == []

@@ -31,10 +31,12 @@ from webapp.health import views as health_views
 from webapp.health.service import HealthMonitor
 from webapp.integrations import views as integration_views
 from webapp.integrations.service import SourceAccess
+from webapp.logbook import views as logbook_views
 from webapp.scanner import Leadership, Scanner
 from webapp.templating import is_htmx, render_page
 from webapp.tenancy import views as tenancy_views
 from webapp.timeseries.hub import LiveHub, ServerSendMiddleware
+from webapp.trends import views as trend_views
 from webapp.twin import views as twin_views
 
 SWAGGER_DIR = "/static/vendor/swagger-ui-5.35.0"
@@ -246,6 +248,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(integration_views.router, dependencies=csrf)
     app.include_router(alarm_views.router, dependencies=csrf)
     app.include_router(alarm_views.pages, dependencies=csrf)
+    app.include_router(trend_views.router, dependencies=csrf)
+    app.include_router(logbook_views.router, dependencies=csrf)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -5,6 +5,7 @@ from webapp.assets.models import Asset, AssetAIScore
 from webapp.blackbox.models import BlackBoxEvent, BlackBoxIncident
 from webapp.db import Base
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
+from webapp.logbook.models import LogbookEntry
 from webapp.tenancy.models import ApiToken, LoginFailure, Tenant, User, UserSession
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "BlackBoxEvent",
     "BlackBoxIncident",
     "ExternalSignalMapping",
+    "LogbookEntry",
     "LoginFailure",
     "Tenant",
     "TenantIntegration",

@@ -46,6 +46,28 @@
     return open;
   }
 
+  // A range or metric control swaps the metric view: focus stays on that control (its
+  // counterpart in the new content, or the metric button outside it), never the page body.
+  var usedControl = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (!elt || !elt.getAttribute) return;
+    if (elt.closest("[data-role=range-switch]")) {
+      usedControl = '[data-role=range-switch] [data-range="' + elt.getAttribute("data-range") + '"]';
+    } else if (elt.getAttribute("data-role") === "metric-button") {
+      usedControl = '[data-role=metric-button][data-metric="' + elt.getAttribute("data-metric") + '"]';
+    } else {
+      usedControl = null;
+    }
+  });
+
+  function restoreFocus(target) {
+    if (!usedControl) return;
+    var control = target.querySelector(usedControl) || document.querySelector("#" + PANEL_ID + " " + usedControl);
+    usedControl = null;
+    if (control && document.activeElement !== control) control.focus({ preventScroll: true });
+  }
+
   // Same for the metric buttons when only the metric view was swapped.
   function syncSelectedMetric() {
     var view = document.querySelector("#metric-view [data-role=metric-view]");
@@ -105,6 +127,7 @@
     }
     if (target && target.id === "metric-view") {
       syncSelectedMetric();
+      restoreFocus(target);
       return;
     }
     if (!target || target.id !== PANEL_ID) return;

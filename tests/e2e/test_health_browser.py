@@ -107,3 +107,33 @@ def test_the_grid_opens_in_attention_order_and_can_be_ordered_by_code(
     expect(page).to_have_url(re.compile(r"/twins/assets/\d+\?sort=code$"))
     page.reload()
     assert [card["code"] for card in page.evaluate(READ_CARDS)] == by_code
+
+
+CARD_CELLS = """() => {
+  const cards = [...document.querySelectorAll('[data-role=asset-grid] [data-role=asset-card]')];
+  const boxes = cards.map(card => card.getBoundingClientRect());
+  const xs = [...new Set(boxes.map(box => Math.round(box.left)))].sort((a, b) => a - b);
+  const ys = [...new Set(boxes.map(box => Math.round(box.top)))].sort((a, b) => a - b);
+  return cards.map((card, i) => [card.getAttribute('data-asset-id'),
+    ys.indexOf(Math.round(boxes[i].top)), xs.indexOf(Math.round(boxes[i].left))]);
+}"""
+
+
+@pytest.mark.parametrize("width", [1024, 1366, 1920])
+def test_opening_an_asset_moves_no_card_to_another_row_or_column(
+    page: Page, live_server: LiveServer, width: int
+) -> None:
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, live_server)
+    before = page.evaluate(CARD_CELLS)
+    columns = max(column for _, _, column in before) + 1
+
+    page.locator("[data-role=asset-card]").nth(1).click()
+    expect(page.locator("#twin-panel [data-role=asset-panel]")).to_be_visible()
+
+    assert page.evaluate(CARD_CELLS) == before, f"{columns} columns at {width} px"
+    assert columns >= 3
+    # Every card stays readable: its name is not cut to nothing.
+    widths = page.evaluate("""() => [...document.querySelectorAll(
+        '[data-role=asset-card]')].map(card => card.getBoundingClientRect().width)""")
+    assert min(widths) >= 150

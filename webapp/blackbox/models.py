@@ -41,6 +41,7 @@ class BlackBoxIncident(TenantMixin, Base):
 
     __tablename__ = "blackbox_incident"
     __table_args__ = (
+        tenant_parent_key(),  # logbook entries point at alarms (migration 0006)
         same_tenant("blackbox_incident", "asset_id", "asset"),
         same_tenant("blackbox_incident", "first_event_id", "blackbox_event"),
         same_tenant("blackbox_incident", "last_event_id", "blackbox_event"),

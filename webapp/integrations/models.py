@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.db import Base, TenantMixin, same_tenant, tenant_parent_key
@@ -26,6 +26,8 @@ class ExternalSignalMapping(TenantMixin, Base):
         tenant_parent_key(),  # alarm limits point at mappings
         same_tenant("external_signal_mapping", "asset_id", "asset"),
         same_tenant("external_signal_mapping", "integration_id", "tenant_integration"),
+        # NULL (an unset end) passes: the axis then comes from limits or history (§18).
+        CheckConstraint("range_low < range_high", name="range_order"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,3 +39,6 @@ class ExternalSignalMapping(TenantMixin, Base):
     offset_value: Mapped[float] = mapped_column(Float, default=0.0)
     unit: Mapped[str | None] = mapped_column(String(32))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The signal's engineering range, in scaled units: the trend's value axis (§18).
+    range_low: Mapped[float | None] = mapped_column(Float)
+    range_high: Mapped[float | None] = mapped_column(Float)

@@ -79,6 +79,8 @@ class MappingCreate(BaseModel):
     offset_value: float = Field(default=0.0, allow_inf_nan=False)
     unit: Text | None = Field(default=None, max_length=32)
     is_active: bool = True
+    range_low: float | None = Field(default=None, allow_inf_nan=False)
+    range_high: float | None = Field(default=None, allow_inf_nan=False)
 
 
 class MappingUpdate(BaseModel):
@@ -89,10 +91,13 @@ class MappingUpdate(BaseModel):
     offset_value: float | None = Field(default=None, allow_inf_nan=False)
     unit: Text | None = Field(default=None, max_length=32)
     is_active: bool | None = None
+    # null clears an end: the axis then comes from the limits or the history (§18).
+    range_low: float | None = Field(default=None, allow_inf_nan=False)
+    range_high: float | None = Field(default=None, allow_inf_nan=False)
 
     @model_validator(mode="after")
-    def _only_unit_may_be_cleared(self) -> MappingUpdate:
-        reject_explicit_nulls(self, nullable=frozenset({"unit"}))
+    def _only_unit_and_range_may_be_cleared(self) -> MappingUpdate:
+        reject_explicit_nulls(self, nullable=frozenset({"unit", "range_low", "range_high"}))
         return self
 
 
@@ -108,6 +113,8 @@ class MappingOut(BaseModel):
     offset_value: float
     unit: str | None
     is_active: bool
+    range_low: float | None
+    range_high: float | None
 
 
 class MappingList(BaseModel):

@@ -59,6 +59,14 @@ class DuplicateMapping(Exception):
     pass
 
 
+class InvalidRange(ValueError):
+    """An engineering range that cannot be an axis: `field` names the end to fix (→ 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class InvalidConfig(ValueError):
     """A config that cannot be saved: malformed, or going where the egress policy refuses.
     The message is safe to show (no secrets)."""
@@ -336,8 +344,25 @@ def get_mapping(session: Session, mapping_id: int) -> ExternalSignalMapping:
 
 _MAPPING_FIELDS = (
     "asset_id", "integration_id", "internal_metric_name", "external_tag", "scaling_factor",
-    "offset_value", "unit", "is_active",
+    "offset_value", "unit", "is_active", "range_low", "range_high",
 )
+
+
+def check_range_order(
+    range_low: float | None, range_high: float | None, *, changed: set[str]
+) -> None:
+    """Both ends set → low < high (§18), else InvalidRange naming the end that was changed
+    (range_high when both were, or on create)."""
+    if range_low is None or range_high is None or range_low < range_high:
+        return
+    if changed == {"range_low"}:
+        raise InvalidRange(
+            "range_low", f"range_low ({range_low:g}) must be less than range_high ({range_high:g})"
+        )
+    raise InvalidRange(
+        "range_high",
+        f"range_high ({range_high:g}) must be greater than range_low ({range_low:g})",
+    )
 
 
 def _mapping_view(mapping: ExternalSignalMapping) -> dict[str, Any]:
@@ -350,6 +375,7 @@ def create_mapping(
     if session.scalar(select(Asset.id).where(Asset.id == data.asset_id)) is None:
         raise NotFound(f"Asset {data.asset_id} not found")
     get_integration(session, data.integration_id)
+    check_range_order(data.range_low, data.range_high, changed={"range_low", "range_high"})
     mapping = ExternalSignalMapping(**data.model_dump())
     session.add(mapping)
     try:
@@ -373,7 +399,13 @@ def update_mapping(
 ) -> ExternalSignalMapping:
     mapping = get_mapping(session, mapping_id)
     before = _mapping_view(mapping)
-    for field_name, value in data.model_dump(exclude_unset=True).items():
+    patch = data.model_dump(exclude_unset=True)
+    # One end is checked against the stored other end, before anything changes.
+    check_range_order(
+        patch.get("range_low", mapping.range_low), patch.get("range_high", mapping.range_high),
+        changed={name for name in patch if name in ("range_low", "range_high")},
+    )
+    for field_name, value in patch.items():
         setattr(mapping, field_name, value)
     changes = changes_between(before, _mapping_view(mapping))
     if changes:

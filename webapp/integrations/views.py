@@ -55,6 +55,13 @@ def _not_found(exc: service.NotFound) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
 
 
+def _invalid_range(exc: service.InvalidRange) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        [{"type": "value_error", "loc": ["body", exc.field], "msg": str(exc)}],
+    )
+
+
 def _invalid_config(exc: service.InvalidConfig) -> HTTPException:
     return HTTPException(
         status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -158,6 +165,8 @@ def create_mapping(data: MappingCreate, db: SessionDep, user: EngineerUser) -> M
         raise _not_found(exc) from None
     except service.DuplicateMapping as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except service.InvalidRange as exc:
+        raise _invalid_range(exc) from None
 
 
 @router.patch("/mappings/{mapping_id}", response_model=MappingOut, tags=["mappings"])
@@ -171,6 +180,8 @@ def update_mapping(
         )
     except service.NotFound as exc:
         raise _not_found(exc) from None
+    except service.InvalidRange as exc:
+        raise _invalid_range(exc) from None
     # Committed: open streams reconnect with the new tag, scaling or unit (or get a 404).
     configuration_changed(request, tenant_id=user.tenant_id, mapping_id=mapping_id)
     return mapping

@@ -35,6 +35,11 @@ class Tenant(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Shift start times on the plant's clock, "HH:MM,HH:MM" (DESIGN.md §18, the logbook's shift
+    # summary); NULL or malformed means the default (webapp/logbook/shift.py).
+    shift_starts: Mapped[str | None] = mapped_column(
+        String(64), default="06:00,18:00", server_default="06:00,18:00"
+    )
 
 
 class User(TenantMixin, Base):

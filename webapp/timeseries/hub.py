@@ -9,7 +9,8 @@
   at thousands of viewers was most of the delivery lag. A viewer whose connection is full gets
   its write finished in a task of its own and catches up from the buffer; it never holds up
   the others.
-- Chart windows are advanced once per tick per (mapping, range), not once per viewer.
+- Charts are shared per (mapping, range) and redrawn from the source only when a sample of
+  their own cadence is due (§18), never from live readings.
 - One query per tick checks every streamed session or token: revoked or expired credentials,
   deactivated users and tenants end their streams; a check that fails twice ends them all (the
   clients reconnect and authenticate again). Open browser streams keep their session from
@@ -30,7 +31,7 @@ import types
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -44,7 +45,7 @@ from webapp.integrations.service import SourceAccess
 from webapp.series import Series, datetime_to_ns, ns_to_datetime
 from webapp.tenancy.models import ApiToken, Tenant, User, UserSession
 from webapp.tenancy.service import SESSION_TOUCH_INTERVAL, session_activity
-from webapp.timeseries.downsample import downsample
+from webapp.timeseries.grid import GridViewer, LiveGrids, RenderCards
 from webapp.timeseries.service import (
     SeriesMode,
     SeriesWindow,
@@ -90,6 +91,7 @@ class Feed:
         self.live: set[Viewer] = set()  # written to by the fan-out on every new reading
         self.idle_since: float | None = None
         self.polls = 0
+        self.polled = False  # a reading has come in
         self.fan_outs: deque[tuple[int, float]] = deque(maxlen=64)  # (viewers, seconds) per tick
         self.source = "live"
         self.error: str | None = None
@@ -130,6 +132,11 @@ class Feed:
 
     def append_newer(self, series: Series) -> bool:
         last = self.last_ns
+        if not self.polled and len(series):
+            # A historian's newest reading is often older than the feed: from it on, every
+            # newer reading is buffered (a viewer sent it has no gap to resume).
+            self.polled = True
+            self.covered_since_ns = min(self.covered_since_ns, int(series.timestamps[0]))
         appended = False
         for ts, value, quality in zip(
             series.timestamps.tolist(), series.values.tolist(), series.quality.tolist(),
@@ -240,13 +247,43 @@ def _resume(coroutine: Coroutine[Any, Any, None], suspended_on: Any) -> Generato
                 return
 
 
+# A downsampled day or week is redrawn at most once a minute (DESIGN.md §18).
+PLOT_REDRAW_SECONDS = 60.0
+CHART_IDLE_SECONDS = 300.0  # a chart nobody rendered for this long is no longer kept up
+
+
 @dataclass
 class ChartState:
-    """A chart window advanced once per tick, shared by every viewer of that chart."""
+    """One chart, shared by every viewer of it: samples of the source's own cadence.
+
+    Live readings never enter it (they move the `latest` value): a chart of "the last 100"
+    stays 100 samples of one cadence and its window never shrinks while watched. It is read
+    again from the source when its next sample is due (or, for a plot, once a minute), in the
+    poll that found the new reading, so a new sample shows with that reading."""
 
     series: Series
-    limit: int
-    span_ns: int | None  # None: the latest `limit` points; else a time window (plot)
+    signal: Signal  # scaled like its viewers'
+    window: Callable[[], SeriesWindow]  # the chart's window as of now
+    cadence_ns: int  # the spacing of its samples, or the plot's redraw interval
+    plot: bool
+    changed_after_ns: int | None = None  # a change shows with the first reading after this
+    next_read: float = 0.0  # monotonic: no source read before then
+    last_used: float = field(default_factory=time.monotonic)
+
+
+def _cadence_ns(series: Series, fallback_ns: int) -> int:
+    if len(series) < 2:
+        return fallback_ns
+    return max(int(np.median(np.diff(series.timestamps))), 1)
+
+
+def _same_drawing(a: Series, b: Series) -> bool:
+    return (
+        len(a) == len(b)
+        and np.array_equal(a.timestamps, b.timestamps)
+        and np.array_equal(a.values, b.values, equal_nan=True)
+        and np.array_equal(a.quality, b.quality)
+    )
 
 
 class LiveHub:
@@ -272,6 +309,19 @@ class LiveHub:
         self._closed = False
         self._shared: dict[Hashable, Any] = {}
         self._streams_by_user: Counter[int] = Counter()
+        self.grids = LiveGrids(interval=interval, latest=self.latest)
+
+    async def stream_grid(
+        self, key: Hashable, send: Send, *, signals: dict[int, list[Signal]],
+        render: RenderCards, digest: str | None,
+    ) -> bool:
+        """One overview page's live cards (webapp/timeseries/grid.py), its credential watched
+        like every stream's."""
+        self._loop = asyncio.get_running_loop()
+        return await self.grids.stream(
+            key, send, signals=signals, render=render, digest=digest,
+            on_join=self._start_watching if digest is not None else lambda: None,
+        )
 
     # --- how many streams a user holds open (DESIGN.md §16 abuse limits) --------------------
 
@@ -344,6 +394,9 @@ class LiveHub:
             feed.error = str(failure)
             return
         feed.error, feed.source = None, read.source
+        newest = int(read.series.timestamps[-1]) if len(read.series) else None
+        if self.charts and newest is not None and (feed.last_ns is None or newest > feed.last_ns):
+            await self._redraw_charts(feed, newest)  # marked as changed before this reading
         appended = feed.append_newer(read.series)
         feed.trim(datetime_to_ns(utcnow()))
         if appended:
@@ -379,11 +432,13 @@ class LiveHub:
         encode: Encode,
         after: datetime | None = None,
         digest: str | None = None,
+        opening: Callable[[], tuple[bytes, int | None]] | None = None,
     ) -> bool:
-        """Serve one viewer whose response has started: the readings after `after` (else the
-        newest), then every new one, written by the feed's fan-out. Returns True when its
-        credential was revoked, False when its connection failed; cancelling it (the client
-        left, the server stops) ends it too."""
+        """Serve one viewer whose response has started: `opening()` (the current state, and the
+        time of the reading it shows) if given, the readings after `after` (else, without an
+        opening, the newest), then every new one, written by the feed's fan-out. Returns True
+        when its credential was revoked, False when its connection failed; cancelling it (the
+        client left, the server stops) ends it too."""
         self._loop = asyncio.get_running_loop()
         feed = self.attach(signal)
         viewer = Viewer(signal, send, variant, encode, digest)
@@ -391,6 +446,11 @@ class LiveHub:
         if digest is not None:
             self._start_watching()
         try:
+            if opening is not None:
+                data, shown_ns = opening()
+                await send(_body(data))
+                if after is None:
+                    viewer.sent_ns = shown_ns  # nothing up to the reading it showed again
             if after is not None:
                 after_ns = datetime_to_ns(after)
                 viewer.sent_ns = after_ns
@@ -504,38 +564,95 @@ class LiveHub:
         feed = self.feeds.get(signal.source_key)
         return feed.source if feed is not None else "live"
 
-    # --- charts, advanced once per tick -----------------------------------------------------
+    # --- charts: redrawn when a new sample of their own cadence is due ------------------------
 
-    def seed_chart(self, key: tuple[int, str], series: Series, *, limit: int,
-                   span: timedelta | None) -> None:
+    def seed_chart(
+        self, key: Hashable, series: Series, *, signal: Signal,
+        window: Callable[[], SeriesWindow], plot: bool,
+    ) -> None:
+        """Keep a chart read by a viewer who opened it (the newer of two seeds wins)."""
         state = self.charts.get(key)
         newest = int(series.timestamps[-1]) if len(series) else None
-        if state is None or (newest is not None and (
-            not len(state.series) or newest >= int(state.series.timestamps[-1])
-        )):
-            span_ns = None if span is None else int(span.total_seconds() * 1e9)
-            self.charts[key] = ChartState(series, limit, span_ns)
+        if state is not None and (
+            newest is None or (len(state.series) and newest < int(state.series.timestamps[-1]))
+        ):
+            state.last_used = time.monotonic()
+            return
+        cadence = (int(PLOT_REDRAW_SECONDS * 1e9) if plot
+                   else _cadence_ns(series, int(60 * 1e9)))
+        self.charts[key] = ChartState(series, signal, window, cadence, plot,
+                                      changed_after_ns=None if state is None else
+                                      state.changed_after_ns)
+        if state is not None and not _same_drawing(state.series, series):
+            self._mark_changed(self.charts[key])
 
-    def chart_for(self, key: tuple[int, str], signal: Signal) -> Series:
-        """Advance the shared chart to the feed's newest reading (idempotent within a tick)."""
+    def chart_for(self, key: Hashable) -> Series:
         state = self.charts[key]
-        feed = self.feeds.get(signal.source_key)
-        last = int(state.series.timestamps[-1]) if len(state.series) else None
-        if feed is not None:
-            fresh = feed.points_after(last)
-            if len(fresh):
-                series = Series.concat([state.series, scale_series(fresh, signal)])
-                if state.span_ns is None:
-                    series = series.tail(state.limit)
-                else:
-                    series = series.window(int(series.timestamps[-1]) - state.span_ns,
-                                           int(series.timestamps[-1]))
-                    if len(series) > state.limit:  # a plot stays within its point budget
-                        series = downsample(series, state.limit)
-                state.series = series
+        state.last_used = time.monotonic()
         return state.series
 
+    def chart_changed_in(self, key: Hashable, batch: Series) -> bool:
+        """Whether `batch` (a viewer's new readings) is the one that shows the chart's last
+        change: it holds the first reading after the change. Decided by content alone, so
+        every viewer of a batch gets the same bytes and a viewer catching up gets it too."""
+        state = self.charts.get(key)
+        if state is None or state.changed_after_ns is None or not len(batch):
+            return False
+        after = state.changed_after_ns
+        if int(batch.timestamps[-1]) <= after:
+            return False
+        feed = self.feeds.get(state.signal.source_key)
+        first_after = None
+        if feed is not None:
+            for ts in feed.timestamps:
+                if ts > after:
+                    first_after = ts
+                    break
+        return first_after is None or int(batch.timestamps[0]) <= first_after
+
+    def _mark_changed(self, state: ChartState) -> None:
+        feed = self.feeds.get(state.signal.source_key)
+        state.changed_after_ns = (feed.last_ns if feed is not None else None) or 0
+
+    def _chart_due(self, state: ChartState, now: float, reading_ns: int) -> bool:
+        """A plot is redrawn once a minute; a chart of samples once a reading at or after its
+        next sample's time says that sample is complete."""
+        if now < state.next_read or now - state.last_used > CHART_IDLE_SECONDS:
+            return False
+        if state.plot or not len(state.series):
+            return True
+        return reading_ns >= int(state.series.timestamps[-1]) + state.cadence_ns
+
+    async def _redraw_charts(self, feed: Feed, reading_ns: int) -> None:
+        """Read again the due charts of this feed's tag, before its new reading goes out."""
+        now = time.monotonic()
+        due = [
+            state for state in list(self.charts.values())
+            if state.signal.source_key == feed.signal.source_key
+            and self._chart_due(state, now, reading_ns)
+        ]
+        for state in due:
+            try:
+                read = await read_series(state.signal, state.window(), self.sources)
+            except SourceUnavailable:
+                read = None
+            if read is not None and not _same_drawing(read.series, state.series):
+                state.series = read.series
+                state.next_read = now + PLOT_REDRAW_SECONDS if state.plot else 0.0
+                self._mark_changed(state)
+            else:
+                # Not in the source yet (or it failed): asked again soon, not every tick.
+                state.next_read = now + (PLOT_REDRAW_SECONDS if state.plot else min(
+                    max(self.interval, state.cadence_ns / 4e9), 15.0))
+
     # --- latest values for the card grid (no SENSOR event: a summary, not a series read) ---
+
+    def newest(self, signal: Signal) -> Series:
+        """The newest buffered reading, scaled for `signal` (empty before the first poll)."""
+        feed = self.feeds.get(signal.source_key)
+        if feed is None or feed.last_ns is None:
+            return Series.empty()
+        return scale_series(feed.points_after(None).tail(1), signal)
 
     async def latest(self, signal: Signal) -> tuple[Series, str] | None:
         """The newest reading, for summaries. A failure is remembered for one interval and
@@ -577,9 +694,10 @@ class LiveHub:
         `event: close`. Fails closed: if the check itself fails twice in a row, every stream
         ends (without close), so its client reconnects and authenticates again."""
         failed_checks = 0
-        while self.viewers:
+        while self.viewers or self.grids.viewers():
             await asyncio.sleep(self.interval)
-            digests = {viewer.digest for viewer in self.viewers if viewer.digest is not None}
+            watched: list[Viewer | GridViewer] = [*self.viewers, *self.grids.viewers()]
+            digests = {viewer.digest for viewer in watched if viewer.digest is not None}
             if not digests:
                 continue
             try:
@@ -588,12 +706,12 @@ class LiveHub:
                 logger.exception("the streams' credential check failed")
                 failed_checks += 1
                 if failed_checks >= 2:
-                    for viewer in list(self.viewers):
+                    for viewer in watched:
                         if viewer.digest is not None:
                             viewer.end(revoked=False)
                 continue
             failed_checks = 0
-            for viewer in list(self.viewers):
+            for viewer in watched:
                 if viewer.digest is not None and viewer.digest not in live:
                     viewer.end(revoked=True)
 
@@ -682,6 +800,7 @@ class LiveHub:
 
     async def aclose(self) -> None:
         self._closed = True
+        await self.grids.aclose()
         tasks = [feed.task for feed in self.feeds.values() if feed.task is not None]
         if self._watch_task is not None:
             tasks.append(self._watch_task)

@@ -18,6 +18,8 @@ from webapp.series import QUALITY_NAMES, Series, ns_to_datetime
 from webapp.templating import format_local_time, format_number
 
 WIDTH, HEIGHT = 720, 260
+# One 24-hour format for a reading's time on the plant's clock: table and latest value (§18).
+READING_TIME_FORMAT = "d MMM HH:mm:ss"
 PAD_START, PAD_END, PAD_TOP, PAD_BOTTOM = 64, 20, 22, 36
 
 
@@ -227,7 +229,7 @@ def build_chart(
 
     rows = tuple(
         TableRow(
-            time=format_local_time(ns_to_datetime(t), timezone, "medium", locale),
+            time=format_local_time(ns_to_datetime(t), timezone, READING_TIME_FORMAT, locale),
             time_iso=ns_to_datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ"),
             value=format_value(v, max(digits, 2), locale),
             quality=QUALITY_NAMES[q],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import numpy as np
@@ -14,7 +14,13 @@ from webapp.alarms.models import PRIORITIES
 from webapp.series import QUALITY_NAMES, Series, ns_to_datetime
 from webapp.templating import format_local_time, gettext, iso_utc, templates
 from webapp.timeseries.service import SeriesMode, SeriesWindow, Signal, resolve_window
-from webapp.twin.charts import ChartLimit, build_chart, format_value, value_digits
+from webapp.twin.charts import (
+    READING_TIME_FORMAT,
+    ChartLimit,
+    build_chart,
+    format_value,
+    value_digits,
+)
 
 
 def N_(message: str) -> str:
@@ -82,39 +88,83 @@ class LatestView:
 
 
 def latest_view(
-    series: Series, *, unit: str | None, timezone: str, source: str, locale: str
+    series: Series, *, unit: str | None, timezone: str, source: str, locale: str,
+    digits_from: Series | None = None,
 ) -> LatestView:
-    """The newest point of a series, formatted for the viewer's language and the plant's clock."""
+    """The newest point of a series, formatted for the viewer's language and the plant's clock;
+    its decimals those of `digits_from` (the chart it sits over) when given."""
     if not len(series):
         return LatestView("—", unit or "", "", "", "bad", source)
     ns = int(series.timestamps[-1])
     value = float(series.values[-1])
-    finite = series.values[np.isfinite(series.values)]
+    spread = series if digits_from is None or not len(digits_from) else digits_from
+    finite = spread.values[np.isfinite(spread.values)]
     span = float(finite.max() - finite.min()) if len(finite) > 1 else abs(value)
     digits = value_digits(span) if math.isfinite(value) else 2
     moment = ns_to_datetime(ns)
     return LatestView(
         value_text=format_value(value, digits, locale),
         unit=unit or "",
-        time_text=format_local_time(moment, timezone, "medium", locale),
+        time_text=format_local_time(moment, timezone, READING_TIME_FORMAT, locale),
         time_iso=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         quality=QUALITY_NAMES[int(series.quality[-1])],
         source=source,
     )
 
 
+CARD_TIME_FORMAT = "HH:mm:ss"
+STALE_AFTER_AT_LEAST = timedelta(minutes=2)
+
+
+def stale_after(interval_seconds: float) -> timedelta:
+    """§18: a card's reading is stale past 3 stream intervals or 2 minutes, the longer."""
+    return max(timedelta(seconds=3 * interval_seconds), STALE_AFTER_AT_LEAST)
+
+
+@dataclass(frozen=True, slots=True)
+class CardValue:
+    signal: Signal
+    value_text: str
+    time_text: str  # the reading's time on the plant's clock; "" without a reading
+    time_iso: str
+    quality: str
+    stale: bool
+
+
+def card_value(
+    signal: Signal, newest: Series | None, *, timezone: str, locale: str, now: datetime,
+    interval_seconds: float,
+) -> CardValue:
+    """One metric on an overview card: the newest reading, its time, and whether it is stale."""
+    if newest is None or not len(newest):
+        return CardValue(signal, "—", "", "", "bad", False)
+    view = latest_view(newest, unit=signal.unit, timezone=timezone, source="", locale=locale)
+    moment = ns_to_datetime(int(newest.timestamps[-1]))
+    return CardValue(
+        signal=signal,
+        value_text=view.value_text,
+        time_text=format_local_time(moment, timezone, CARD_TIME_FORMAT, locale),
+        time_iso=view.time_iso,
+        quality=view.quality,
+        stale=now - moment > stale_after(interval_seconds),
+    )
+
+
 def metric_context(
     *, signal: Signal, chart_range: ChartRange, series: Series, source: str, timezone: str,
     locale: str, interval_seconds: float, limits: tuple[ChartLimit, ...] = (),
+    latest: Series | None = None,
 ) -> dict[str, object]:
-    """Everything the metric view and its SSE payloads show, from one scaled series and the
-    signal's active alarm limits."""
+    """Everything the metric view and its SSE payloads show, from one scaled series (the
+    chart), the newest reading if it is newer than the chart (live), and the signal's active
+    alarm limits."""
     return {
         "signal": signal,
         "chart_range": chart_range,
         "ranges": list(ChartRange),
         "latest": latest_view(
-            series, unit=signal.unit, timezone=timezone, source=source, locale=locale
+            series if latest is None else latest, unit=signal.unit, timezone=timezone,
+            source=source, locale=locale, digits_from=series,
         ),
         "chart": build_chart(
             series, unit=signal.unit, timezone=timezone, locale=locale, limits=limits

@@ -45,6 +45,7 @@ from webapp.sse import SlotEventSourceResponse
 from webapp.templating import in_locale, is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
 from webapp.timeseries import service as series_service
+from webapp.timeseries.grid import CardReadings
 from webapp.timeseries.hub import SERVER_SEND, LiveHub, ns_to_event_id
 from webapp.timeseries.schemas import (
     MetricDetail,
@@ -57,12 +58,12 @@ from webapp.timeseries.service import SeriesMode, SeriesRead, Signal, SourceUnav
 from webapp.twin.charts import ChartLimit
 from webapp.twin.presenters import (
     RANGE_SPANS,
+    CardValue,
     ChartRange,
     GridOrder,
-    LatestView,
     attention_key,
+    card_value,
     chart_window,
-    latest_view,
     metric_context,
 )
 from webapp.twin.schemas import TwinAssetList, TwinAssetOut
@@ -315,26 +316,39 @@ def _hub(request: Request) -> LiveHub:
 
 
 async def _card_values(
-    hub: LiveHub, signals: dict[int, list[Signal]], timezone: str, locale: str
-) -> dict:
+    hub: LiveHub, signals: dict[int, list[Signal]], timezone: str, locale: str,
+    interval_seconds: float,
+) -> dict[int, list[CardValue]]:
     """Each card's first two metrics, from the live hub (a summary: no SENSOR event).
 
     A slow source gets a short budget: its cards show "—" now and its reading, once it comes,
-    is cached by the hub for the next page."""
+    is cached by the hub for the next page (and the live grid fills it in)."""
     wanted = [signal for asset_signals in signals.values() for signal in asset_signals[:2]]
     reads = [asyncio.ensure_future(hub.latest(signal)) for signal in wanted]
     if reads:
         await asyncio.wait(reads, timeout=CARD_READ_BUDGET_SECONDS)
-    values: dict[int, list[tuple[Signal, LatestView | None]]] = {}
+    readings: CardReadings = {}
     for signal, read in zip(wanted, reads, strict=True):
-        view = None
         result = read.result() if read.done() else None
-        if result is not None:
-            view = latest_view(
-                result[0], unit=signal.unit, timezone=timezone, source=result[1], locale=locale
-            )
-        values.setdefault(signal.asset_id, []).append((signal, view))
-    return values
+        readings.setdefault(signal.asset_id, []).append(
+            (signal, None if result is None else result[0])
+        )
+    return card_values(readings, timezone=timezone, locale=locale,
+                       interval_seconds=interval_seconds)
+
+
+def card_values(
+    readings: CardReadings, *, timezone: str, locale: str, interval_seconds: float
+) -> dict[int, list[CardValue]]:
+    now = utcnow()
+    return {
+        asset_id: [
+            card_value(signal, newest, timezone=timezone, locale=locale, now=now,
+                       interval_seconds=interval_seconds)
+            for signal, newest in pairs
+        ]
+        for asset_id, pairs in readings.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,8 +372,9 @@ async def _page_context(
     grid = await db_call(db, _grid_context)
     # The same reading feeds the banner and the cards' alarm marks, so they always agree.
     keep_banner(request, grid.banner)
-    card_values = await _card_values(
-        _hub(request), grid.signals, user.tenant.timezone, request.state.locale
+    values = await _card_values(
+        _hub(request), grid.signals, user.tenant.timezone, request.state.locale,
+        request.app.state.settings.stream_interval_seconds,
     )
     assets = grid.assets
     if order is GridOrder.attention:
@@ -372,7 +387,7 @@ async def _page_context(
 
         assets = sorted(assets, key=key)
     return {
-        "assets": assets, "asset_signals": grid.signals, "card_values": card_values,
+        "assets": assets, "asset_signals": grid.signals, "card_values": values,
         "card_alarms": grid.banner.assets, "card_health": grid.health, "grid_order": order,
         "grid_orders": list(GridOrder),
     }
@@ -485,6 +500,40 @@ async def metric_view(
 # --- live streams --------------------------------------------------------------------------
 
 
+@router.get("/twins/stream", include_in_schema=False)
+async def grid_stream(
+    request: Request, db: SessionDep, user: CurrentUser, settings: SettingsDep,
+) -> EventSourceResponse:
+    """The overview's live cards (§18): one stream per page, a `card-<asset id>` event with a
+    card's values whenever they change (time and staleness included), rendered once per tick
+    per tenant and locale."""
+    hub = _hub(request)
+    with stream_slot(request, user, settings) as release:
+        signals = await db_call(db, series_service.signals_by_asset)
+        locale, timezone = request.state.locale, user.tenant.timezone
+        digest = credential_digest(request)
+        interval = settings.stream_interval_seconds
+
+        def render(readings: CardReadings) -> dict[int, bytes]:
+            values = card_values(readings, timezone=timezone, locale=locale,
+                                 interval_seconds=interval)
+            return {
+                asset_id: ServerSentEvent(
+                    data=render_partial("_card_values.html", {"values": card}, locale=locale),
+                    event=f"card-{asset_id}",
+                ).encode()
+                for asset_id, card in values.items()
+            }
+
+        return LiveEventSourceResponse(
+            lambda send: hub.stream_grid(
+                (user.tenant_id, locale), send, signals=signals, render=render, digest=digest,
+            ),
+            release=release,
+        )
+
+
+
 def _last_event_time(request: Request) -> datetime | None:
     """Where a reconnecting client left off. An id we never issued — unparsable, in the
     future (it would hold back every new reading) or older than the longest window (it would
@@ -503,13 +552,15 @@ def _last_event_time(request: Request) -> datetime | None:
 async def _ensure_chart(
     hub: LiveHub, db: Session, user: User, signal: Signal, chart_range: ChartRange,
     sources: SourceAccess,
-) -> None:
+) -> tuple[int, str]:
     """Seed the shared chart of (mapping, range); the stream's one SENSOR event is this read."""
     read = await read_series_for_user(db, user, signal, chart_window(chart_range), sources)
+    key = (signal.mapping_id, chart_range.value)
     hub.seed_chart(
-        (signal.mapping_id, chart_range.value), read.series,
-        limit=chart_window(chart_range).limit, span=RANGE_SPANS[chart_range],
+        key, read.series, signal=signal, window=lambda: chart_window(chart_range),
+        plot=RANGE_SPANS[chart_range] is not None,
     )
+    return key
 
 
 @router.get(
@@ -525,42 +576,54 @@ async def metric_fragment_stream(
     sources: SourcesDep,
     chart_range: RangeQuery = ChartRange.last_100,
 ) -> EventSourceResponse:
-    """SSE `latest` and `chart` fragments, rendered once per tick per (mapping, range, locale)."""
+    """SSE fragments (§18): the stream opens with `latest`, `chart` and `table`; then `latest`
+    for every newer reading, and `chart` and `table` only when the chart's drawing changed.
+    Rendered once per tick per (mapping, range, locale, limits), whatever the viewer count."""
     hub = _hub(request)
     with stream_slot(request, user, settings) as release:
         # The chart's limits are read once, here (one edited later shows on the next stream).
         signal, limits = await db_call(db, _signal_and_limits, asset_id, metric_name)
-        await _ensure_chart(hub, db, user, signal, chart_range, sources)
+        chart_key = await _ensure_chart(hub, db, user, signal, chart_range, sources)
         # Everything the stream needs is copied now: no database session while it streams.
         locale, timezone = request.state.locale, user.tenant.timezone
-        chart_key = (signal.mapping_id, chart_range.value)
         digest, after = credential_digest(request), _last_event_time(request)
 
-        def render(_batch: Series) -> bytes:
-            """Both SSE events for the shared chart, rendered once per tick per locale."""
-            series = hub.chart_for(chart_key, signal)
+        def events(newest: Series, *, with_chart: bool) -> bytes:
+            chart_series = hub.chart_for(chart_key)
             context = metric_context(
-                signal=signal, chart_range=chart_range, series=series,
+                signal=signal, chart_range=chart_range, series=chart_series,
                 source=hub.source_of(signal), timezone=timezone, locale=locale,
                 interval_seconds=settings.stream_interval_seconds, limits=limits,
+                latest=newest,
             )
-            event_id = ns_to_event_id(int(series.timestamps[-1])) if len(series) else None
-            return (
+            event_id = ns_to_event_id(int(newest.timestamps[-1])) if len(newest) else None
+            parts = [("latest", "_metric_latest.html")]
+            if with_chart:
+                parts += [("chart", "_metric_chart.html"), ("table", "_metric_table.html")]
+            return b"".join(
                 ServerSentEvent(
-                    data=render_partial("_metric_latest.html", context, locale=locale),
-                    event="latest", id=event_id,
+                    data=render_partial(template, context, locale=locale), event=name,
+                    id=event_id,
                 ).encode()
-                + ServerSentEvent(
-                    data=render_partial("_metric_chart.html", context, locale=locale),
-                    event="chart", id=event_id,
-                ).encode()
+                for name, template in parts
             )
+
+        def opening() -> tuple[bytes, int | None]:
+            newest = hub.newest(signal)
+            if len(newest):
+                return events(newest, with_chart=True), int(newest.timestamps[-1])
+            # The feed's first poll is still out: the chart's last sample for now, and the
+            # feed's first reading follows as soon as it is in.
+            return events(hub.chart_for(chart_key).tail(1), with_chart=True), None
+
+        def render(batch: Series) -> bytes:
+            return events(batch.tail(1), with_chart=hub.chart_changed_in(chart_key, batch))
 
         return LiveEventSourceResponse(
             lambda send: hub.stream(
                 # Viewers share one render per tick only when they draw the same limits.
                 signal, send, variant=("fragments", chart_key, locale, limits), encode=render,
-                after=after, digest=digest,
+                after=after, digest=digest, opening=opening,
             ),
             release=release,
         )
