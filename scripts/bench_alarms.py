@@ -35,11 +35,7 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,8 +45,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
+from sqlalchemy import make_url  # noqa: E402
 
+from scripts.benchlib import scratch_database  # noqa: E402
 from webapp.alarms.evaluation import (  # noqa: E402
     Level,
     LimitRule,
@@ -253,25 +250,6 @@ BENCH_SIGNALS = (
     ("pressure", "PRES", "bar", (("lo", 6.0), ("hi", 28.0), ("hihi", 32.0))),
 )
 LEVEL_PRIORITY = {"lo": "low", "hi": "medium", "hihi": "high"}
-
-
-@contextmanager
-def scratch_database(server_url: str | None) -> Iterator[str]:
-    """A new, empty database: a temporary SQLite file, or one on the PostgreSQL server."""
-    if server_url is None:
-        with tempfile.TemporaryDirectory() as directory:
-            yield f"sqlite:///{Path(directory) / 'bench.db'}"
-        return
-    name = f"optria_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def populate(factory, settings, *, limits: int, tenants: int) -> int:  # type: ignore[no-untyped-def]

@@ -39,11 +39,7 @@ import itertools
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -54,8 +50,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
+from sqlalchemy import make_url  # noqa: E402
 
+from scripts.benchlib import scratch_database  # noqa: E402
 from webapp.demo.seed import COMMON_SIGNALS, demo_limits  # noqa: E402
 from webapp.health.model import foundation_of, machine_group_of  # noqa: E402
 
@@ -73,25 +70,6 @@ KINDS = (
     ("C", "gas_compressor", "Compressor"),
 )
 WARM_PASSES_AT_MOST = 50
-
-
-@contextmanager
-def scratch_database(server_url: str | None) -> Iterator[str]:
-    """A new, empty database: a temporary SQLite file, or one on the PostgreSQL server."""
-    if server_url is None:
-        with tempfile.TemporaryDirectory() as directory:
-            yield f"sqlite:///{Path(directory) / 'bench.db'}"
-        return
-    name = f"optria_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -147,6 +147,24 @@ def _record_failure(db: Session, user: User, failure: SourceUnavailable) -> None
     )
 
 
+def series_window(
+    from_time: FromTime = None,
+    to_time: ToTime = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    mode: SeriesMode = SeriesMode.raw,
+) -> series_service.SeriesWindow:
+    """The series API's window parameters (JSON and CSV alike); a bad window → 422."""
+    try:
+        return series_service.resolve_window(
+            from_time=from_time, to_time=to_time, limit=limit, mode=mode
+        )
+    except series_service.WindowError as exc:
+        raise _unprocessable(exc.parameter, str(exc)) from None
+
+
+WindowQuery = Annotated[series_service.SeriesWindow, Depends(series_window)]
+
+
 async def read_series_for_user(
     db: Session, user: User, signal: Signal, window: series_service.SeriesWindow,
     sources: SourceAccess,
@@ -215,17 +233,8 @@ async def metric_series(
     db: SessionDep,
     user: CurrentUser,
     sources: SourcesDep,
-    from_time: FromTime = None,
-    to_time: ToTime = None,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    mode: SeriesMode = SeriesMode.raw,
+    window: WindowQuery,
 ) -> JSONResponse:
-    try:
-        window = series_service.resolve_window(
-            from_time=from_time, to_time=to_time, limit=limit, mode=mode
-        )
-    except series_service.WindowError as exc:
-        raise _unprocessable(exc.parameter, str(exc)) from None
     signal = await db_call(db, _signal_or_404, asset_id, metric_name)
     read = await read_series_for_user(db, user, signal, window, sources)
     # Built directly: a response model would re-validate thousands of points.
@@ -280,18 +289,9 @@ async def metric_series_csv(
     db: SessionDep,
     user: CurrentUser,
     sources: SourcesDep,
-    from_time: FromTime = None,
-    to_time: ToTime = None,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    mode: SeriesMode = SeriesMode.raw,
+    window: WindowQuery,
 ) -> Response:
     """The series API's points as a CSV download (one SENSOR event, like the JSON)."""
-    try:
-        window = series_service.resolve_window(
-            from_time=from_time, to_time=to_time, limit=limit, mode=mode
-        )
-    except series_service.WindowError as exc:
-        raise _unprocessable(exc.parameter, str(exc)) from None
     signal = await db_call(db, _signal_or_404, asset_id, metric_name)
     asset = await db_call(db, asset_or_404, asset_id)
     read = await read_series_for_user(db, user, signal, window, sources)
