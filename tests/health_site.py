@@ -120,7 +120,12 @@ def await_active_alarms(site: Site) -> list[dict[str, Any]]:
         active = site.client.get("/api/alarms", headers=site.headers).json()["alarms"]
         if active:
             return active
-        assert time.monotonic() < deadline, "the scanner never activated the alarm"
+        scanner = site.client.app.state.scanner
+        assert time.monotonic() < deadline, (
+            "the scanner never activated the alarm: "
+            f"{scanner.ticks} ticks, last {scanner.last_tick}, "
+            f"leading={scanner.leadership._connection is not None or not scanner.leadership.shared}"
+        )
         time.sleep(0.05)
 
 

@@ -262,11 +262,18 @@ def test_an_assessment_nobody_renewed_is_not_health_now(site: Site) -> None:
     never = site.health(asset_id)
     assert (never["score"], never["band"], never["computed_at"]) == (None, "no_data", None)
 
-    site.run_pass(site.now - timedelta(minutes=11))  # and no pass since (no scanner leading)
+    site.run_pass(site.now - timedelta(minutes=21))
+    recent = site.asset("P-RECENT")
+    site.signal(recent, "vibration_rms", "P-RECENT.VIB")
+    site.steady("P-RECENT.VIB", 0.5, hours=2)
+    # P-OLD's steady score is not stored again yet (15 minutes); P-RECENT gets its first row.
+    site.run_pass(site.now - timedelta(minutes=19))  # and no pass since (no scanner leading)
 
     old = site.health(asset_id)
     assert (old["score"], old["band"]) == (None, "no_data")
     assert old["computed_at"] is not None
+    # A steady score is written every 15 minutes: a row 19 minutes old is still current.
+    assert site.health(recent)["score"] is not None
 
 
 # --- the twin's asset list ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import TenantWorld, browser_login
+from tests.conftest import TenantWorld, bearer_headers, browser_login
 from tests.peers import add_integration, add_mapping, make_sql_historian, test_sources
 from tests.test_live_streams import demo_signal, read_events
 from webapp.db import utcnow
@@ -173,3 +173,23 @@ def test_many_viewers_of_one_tenant_and_locale_cost_one_render_per_tick() -> Non
     assert len(renders) <= 2 + elapsed / interval, f"{len(renders)} renders in {elapsed:.2f} s"
     gaps = [b - a for a, b in itertools.pairwise(renders[1:])]
     assert min(gaps) > interval / 2, "no two renders within one tick"
+
+
+def test_editing_an_integration_ends_the_grid_stream_so_it_reconnects_with_new_settings(
+    plant: Plant, session_factory: sessionmaker[Session]
+) -> None:
+    """The page's stream would otherwise poll with the old settings and credentials."""
+    headers = bearer_headers(plant.client, plant.world.admin.email)
+    integration = plant.client.get("/api/integrations", headers=headers).json()["integrations"]
+    with plant.client.stream("GET", "/twins/stream") as response:
+        lines = response.iter_lines()
+        read_events(lines, 2)
+        edited = plant.client.patch(f"/api/integrations/{integration[0]['id']}",
+                                    json={"is_active": False}, headers=headers)
+        assert edited.status_code == 200, edited.text
+        rest = read_events(lines, 50)
+    assert len(rest) < 50, "the stream ended"
+    assert all(event["event"] != "close" for event in rest), "ended to reconnect, not revoked"
+    # Reconnected: the deactivated integration's cards are gone from the stream.
+    with plant.client.stream("GET", "/twins/stream") as response:
+        assert response.status_code == 200

@@ -76,6 +76,10 @@ def test_the_csv_holds_the_jsons_points_and_writes_one_event(
         p["value"] for p in json_points
     ]
     assert event_count(owner_engine, category="SENSOR") == before + 1
+    assert response.headers["x-truncated"] == "false"
+    cut = client.get(base + ".csv", params={**WINDOW, "limit": 2}, headers=headers)
+    assert cut.headers["x-truncated"] == "true"  # like the JSON's `truncated`
+    assert len(cut.text.splitlines()) == 3
 
 
 def test_bad_windows_unknown_metrics_and_dead_sources_answer_like_the_json(

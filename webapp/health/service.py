@@ -65,8 +65,13 @@ BASELINE_REFRESHES_PER_PASS = 100
 STORE_AT_LEAST_EVERY = timedelta(minutes=15)
 # Reads in flight at once; between batches the event loop serves everything else.
 READ_BATCH = 64
-# A stored score older than this says nothing about now (§15's 10 minutes, or two passes).
-FRESH_FOR = timedelta(minutes=10)
+# A steady score is stored again only every 15 minutes, so a newest row up to that old (and a
+# few passes more) is still the current assessment; older, nobody is assessing the asset (no
+# scanner leads) and it says nothing about now. §15's 10 minutes apply to the readings, in
+# `assess`.
+FRESH_FOR = STORE_AT_LEAST_EVERY + timedelta(minutes=5)
+# The newest rows are looked for this far back: older ones are never current anyway.
+NEWEST_ROW_WITHIN = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,7 @@ class HealthReport:
     baseline_reads: int = 0
     failed_reads: int = 0
     stored: int = 0
+    failed_tenants: int = 0
     seconds: float = 0.0
 
 
@@ -153,18 +159,26 @@ def health_plan(session: Session, now: datetime) -> list[AssetPlan]:
     ]
 
 
-def _newest_rows(session: Session, asset_ids: Iterable[int] | None = None) -> list[AssetAIScore]:
-    newest = select(func.max(AssetAIScore.id)).group_by(AssetAIScore.asset_id)
+def _newest_rows(
+    session: Session, asset_ids: Iterable[int] | None = None, *, now: datetime | None = None
+) -> list[AssetAIScore]:
+    """Each asset's newest row of the last day (bounded: the table keeps every day's trend)."""
+    since = (now or utcnow()) - NEWEST_ROW_WITHIN
+    newest = (
+        select(func.max(AssetAIScore.id))
+        .where(AssetAIScore.computed_at >= since)
+        .group_by(AssetAIScore.asset_id)
+    )
     if asset_ids is not None:
         newest = newest.where(AssetAIScore.asset_id.in_(list(asset_ids)))
     return list(session.scalars(select(AssetAIScore).where(AssetAIScore.id.in_(newest))))
 
 
-def stored_scores(session: Session) -> dict[int, StoredScore]:
+def stored_scores(session: Session, now: datetime | None = None) -> dict[int, StoredScore]:
     """The newest stored health of each asset of the bound tenant."""
     return {
         row.asset_id: StoredScore(_stored_score(row.score), row.computed_at)
-        for row in _newest_rows(session)
+        for row in _newest_rows(session, now=now)
     }
 
 
@@ -239,18 +253,22 @@ class HealthMonitor:
         refresh_budget = [BASELINE_REFRESHES_PER_PASS]
         seen: set[tuple[Any, ...]] = set()
         for tenant_id in await asyncio.to_thread(self._tenant_ids):
-            plans, stored = await asyncio.to_thread(self._read_plan, tenant_id, now)
-            report.tenants += 1
-            report.assets += len(plans)
-            healths = await self._assess(plans, now, report, refresh_budget, seen)
-            due = [
-                (asset_id, health)
-                for asset_id, health in healths
-                if should_store(stored.get(asset_id), health, now)
-            ]
-            if due:
-                await asyncio.to_thread(self._store, tenant_id, due, now)
-            report.stored += len(due)
+            try:
+                plans, stored = await asyncio.to_thread(self._read_plan, tenant_id, now)
+                report.tenants += 1
+                report.assets += len(plans)
+                healths = await self._assess(plans, now, report, refresh_budget, seen)
+                due = [
+                    (asset_id, health)
+                    for asset_id, health in healths
+                    if should_store(stored.get(asset_id), health, now)
+                ]
+                if due:
+                    await asyncio.to_thread(self._store, tenant_id, due, now)
+                report.stored += len(due)
+            except Exception:  # one tenant's failure must not cost the others their health
+                logger.exception("health pass of tenant %s failed", tenant_id)
+                report.failed_tenants += 1
         for key in set(self.baselines) - seen:
             del self.baselines[key]  # its mapping changed or went
         report.seconds = time.perf_counter() - started
@@ -269,7 +287,7 @@ class HealthMonitor:
         self, tenant_id: int, now: datetime
     ) -> tuple[list[AssetPlan], dict[int, StoredScore]]:
         with tenant_session(self.session_factory, tenant_id) as session:
-            return health_plan(session, now), stored_scores(session)
+            return health_plan(session, now), stored_scores(session, now)
 
     def _store(self, tenant_id: int, found: list[tuple[int, Health]], now: datetime) -> None:
         with tenant_session(self.session_factory, tenant_id) as session:
@@ -420,8 +438,9 @@ def _view(asset_id: int, row: AssetAIScore | None, now: datetime) -> AssetHealth
 
 
 def current_health(session: Session, asset_id: int, now: datetime | None = None) -> AssetHealthView:
-    rows = _newest_rows(session, [asset_id])
-    return _view(asset_id, rows[0] if rows else None, now or utcnow())
+    now = now or utcnow()
+    rows = _newest_rows(session, [asset_id], now=now)
+    return _view(asset_id, rows[0] if rows else None, now)
 
 
 def current_health_by_asset(
@@ -429,7 +448,9 @@ def current_health_by_asset(
 ) -> dict[int, AssetHealthView]:
     """Every asset's health now (the card grid and the twin asset list), in one query."""
     now = now or utcnow()
-    return {row.asset_id: _view(row.asset_id, row, now) for row in _newest_rows(session)}
+    return {
+        row.asset_id: _view(row.asset_id, row, now) for row in _newest_rows(session, now=now)
+    }
 
 
 def health_history(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -25,6 +26,8 @@ from webapp.timeseries.service import Signal
 CardReadings = dict[int, list[tuple[Signal, Series | None]]]
 RenderCards = Callable[[CardReadings], dict[int, bytes]]  # asset id → its SSE event
 Latest = Callable[[Signal], Awaitable[tuple[Series, str] | None]]
+
+logger = logging.getLogger(__name__)
 
 CARDS_PER_ASSET = 2
 READ_BUDGET_FRACTION = 0.75  # of the interval: a slow source's cards keep their last state
@@ -83,17 +86,23 @@ class LiveGrids:
             grid = self.grids[key] = Grid(signals, render)
         else:  # the newest page knows the newest mappings
             grid.signals, grid.render = signals, render
-        if not grid.sent:  # the first viewers of a grid share its first render
-            if grid.first_render is None:
-                grid.first_render = asyncio.ensure_future(self._render(grid))
-            await asyncio.shield(grid.first_render)
+        # Joined before any wait: a grid is only ever dropped when nobody is in it.
         viewer = GridViewer(digest)
-        await send(_body(b"".join(grid.sent.values())))
         grid.viewers.add(viewer)
         on_join()  # e.g. the hub starts watching its credential
-        if grid.task is None or grid.task.done():
-            grid.task = asyncio.create_task(self._run(key, grid))
         try:
+            if not grid.sent:  # the first viewers of a grid share its first render
+                if grid.first_render is None:
+                    grid.first_render = asyncio.ensure_future(self._render(grid))
+                try:
+                    await asyncio.shield(grid.first_render)
+                except Exception:
+                    grid.first_render = None  # the next viewer tries again
+                    raise
+            opening = b"".join(grid.sent.values())
+            if grid.task is None or grid.task.done():
+                grid.task = asyncio.create_task(self._run(key, grid))
+            await send(_body(opening))
             while True:
                 message = asyncio.ensure_future(viewer.queue.get())
                 await asyncio.wait({message, viewer.ended}, return_when=asyncio.FIRST_COMPLETED)
@@ -111,7 +120,11 @@ class LiveGrids:
         try:
             while grid.viewers and not self._closed:
                 await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-                changed = await self._render(grid)
+                try:
+                    changed = await self._render(grid)
+                except Exception:  # a bad reading or template: this tick is lost, not the grid
+                    logger.exception("rendering the live grid failed")
+                    changed = b""
                 if changed:
                     for viewer in list(grid.viewers):
                         try:
@@ -146,6 +159,17 @@ class LiveGrids:
         changed = b"".join(data for asset, data in events.items() if grid.sent.get(asset) != data)
         grid.sent = events
         return changed
+
+    def end_tenant(self, tenant_id: int) -> None:
+        """An integration or mapping of the tenant changed: its pages reconnect and bring the
+        new signals (a grid never polls with old settings or credentials)."""
+        for key, grid in list(self.grids.items()):
+            if isinstance(key, tuple) and key and key[0] == tenant_id:
+                del self.grids[key]
+                for viewer in list(grid.viewers):
+                    viewer.end(revoked=False)
+                if grid.task is not None:
+                    grid.task.cancel()
 
     async def aclose(self) -> None:
         self._closed = True

@@ -731,6 +731,14 @@ class LiveHub:
     def _end_matching(
         self, tenant_id: int, mapping_id: int | None, integration_id: int | None
     ) -> None:
+        self.grids.end_tenant(tenant_id)
+        for key, state in list(self.charts.items()):
+            # A re-pointed or rescaled mapping's chart is read again by the next viewer.
+            if state.signal.tenant_id == tenant_id and (
+                state.signal.mapping_id == mapping_id
+                or state.signal.integration_id == integration_id
+            ):
+                del self.charts[key]
         for viewer in list(self.viewers):
             signal = viewer.signal
             if signal.tenant_id == tenant_id and (

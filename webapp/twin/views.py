@@ -299,7 +299,9 @@ async def metric_series_csv(
     return Response(
         _series_csv(read),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        # The JSON's `truncated`: more points than `limit` were in the window.
+        headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                 "X-Truncated": "true" if read.truncated else "false"},
     )
 
 
@@ -389,6 +391,7 @@ async def _page_context(
     return {
         "assets": assets, "asset_signals": grid.signals, "card_values": values,
         "card_alarms": grid.banner.assets, "card_health": grid.health, "grid_order": order,
+        "grid_interval_ms": int(request.app.state.settings.stream_interval_seconds * 1000),
         "grid_orders": list(GridOrder),
     }
 
