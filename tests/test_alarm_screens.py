@@ -494,6 +494,11 @@ def test_the_metric_chart_draws_limits_off_scale_marks_and_the_normal_band(
     plant.limit(level="lo", threshold=5.5, priority="low")
     plant.limit(level="hi", threshold=8.5, priority="medium")
     plant.limit(level="hihi", threshold=50.0, priority="high")
+    # The axis is the engineering range (§18): set here, so the far hihi lies beyond it.
+    ranged = plant.client.patch(f"/api/mappings/{plant.mapping_id}",
+                                json={"range_low": 4.0, "range_high": 10.0},
+                                headers=plant.headers["engineer"])
+    assert ranged.status_code == 200, ranged.text
     asset_id = plant.world.assets[0].id
     login(plant, "viewer")
     chart = soup(plant.client.get(f"/twins/assets/{asset_id}/metrics/vibration_rms",
@@ -517,6 +522,10 @@ def test_the_metric_chart_draws_limits_off_scale_marks_and_the_normal_band(
 
 def test_the_streamed_chart_shows_the_same_limit_lines(plant: Plant) -> None:
     plant.limit(level="hi", threshold=8.0, priority="medium")
+    ranged = plant.client.patch(f"/api/mappings/{plant.mapping_id}",
+                                json={"range_low": 0.0, "range_high": 5.0},
+                                headers=plant.headers["engineer"])
+    assert ranged.status_code == 200, ranged.text
     plant.write(3.0)
     login(plant, "viewer")
     asset_id = plant.world.assets[0].id
@@ -604,3 +613,25 @@ def test_alarm_events_read_in_the_viewers_language_on_the_blackbox_screen(
         (row,) = BeautifulSoup(page.text, "html.parser").select("[data-role=event-row]")
         text = row.get_text(" ", strip=True)
         assert words in text and "12.5 ≥ 10.0" in text, text
+
+
+def test_the_metric_charts_value_axis_is_the_engineering_range(plant: Plant) -> None:
+    """§18: the axis is the mapping's range, both ends labelled, whatever the readings do."""
+    ranged = plant.client.patch(f"/api/mappings/{plant.mapping_id}",
+                                json={"range_low": 0.0, "range_high": 20.0},
+                                headers=plant.headers["engineer"])
+    assert ranged.status_code == 200, ranged.text
+    asset_id = plant.world.assets[0].id
+    login(plant, "viewer")
+
+    def value_axis() -> list[str]:
+        chart = soup(plant.client.get(f"/twins/assets/{asset_id}/metrics/vibration_rms",
+                                      headers=HTMX)).select_one("svg[data-role=chart]")
+        return [label.text for label in chart.select("[data-axis=value]")]
+
+    plant.write(3.0)
+    calm = value_axis()
+    plant.write(7.5)
+    assert calm == value_axis() == ["0.0", "10.0", "20.0"]
+    plant.write(26.0)  # beyond the range: the axis stretches as far as the value, no further
+    assert value_axis() == ["0.0", "13.0", "26.0"]

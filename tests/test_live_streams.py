@@ -252,12 +252,13 @@ def test_the_chart_is_sent_again_only_when_a_new_sample_completes(
     assert [e["event"] for e in completed] == ["latest", "chart", "table"]
     assert within[0]["id"] < completed[0]["id"] == completed[1]["id"]
 
-    def drawn(event: dict[str, str]) -> tuple[int, str]:
+    def drawn(event: dict[str, str]) -> tuple[int, float]:
         chart = BeautifulSoup(event["data"], "html.parser").select_one("svg[data-role=chart]")
-        return int(chart["data-points"]), chart.select_one("[data-role=chart-last]")["data-value"]
+        last = chart.select_one("[data-role=chart-last]")["data-value"]
+        return int(chart["data-points"]), float(last)
 
-    assert drawn(opening[1]) == (100, "1.00")  # the sample at `newest`: 1.0 + 0 % 7
-    assert drawn(completed[1]) == (100, "9.50")
+    assert drawn(opening[1]) == (100, 1.0)  # the sample at `newest`: 1.0 + 0 % 7
+    assert drawn(completed[1]) == (100, 9.5)
     newest_row = BeautifulSoup(completed[2]["data"], "html.parser").select_one("tbody time")
     assert newest_row["datetime"] == (newest + timedelta(seconds=10)).strftime(
         "%Y-%m-%dT%H:%M:%SZ")

@@ -61,6 +61,9 @@ class Signal:
     integration_type: str
     # As stored: secrets sealed; the connector opens them (SourceAccess.connector).
     integration_config: dict[str, Any] = field(repr=False)
+    # The engineering range configured on the mapping (§18), in scaled units; None: derived.
+    range_low: float | None = None
+    range_high: float | None = None
 
     @property
     def fallback_enabled(self) -> bool:
@@ -126,6 +129,8 @@ def signal_of(mapping: ExternalSignalMapping, integration: TenantIntegration) ->
         integration_id=integration.id,
         integration_type=integration.type,
         integration_config=dict(integration.config),
+        range_low=mapping.range_low,
+        range_high=mapping.range_high,
     )
 
 

@@ -163,8 +163,10 @@ def limit_lines(
 
 def build_chart(
     series: Series, *, unit: str | None, timezone: str, locale: str,
-    limits: tuple[ChartLimit, ...] = (),
+    limits: tuple[ChartLimit, ...] = (), value_range: tuple[float, float] | None = None,
 ) -> Chart:
+    """`value_range`: the signal's engineering range (§18), the value axis with both ends
+    labelled, widened only as far as a value beyond it needs; None: the data's own spread."""
     timestamps, values = series.timestamps, series.values
     finite = np.isfinite(values)
     plot_width = WIDTH - PAD_START - PAD_END
@@ -175,8 +177,12 @@ def build_chart(
         return Chart(WIDTH, HEIGHT, len(series), "", (), (), (), (), unit_label, ())
 
     low, high = float(values[finite].min()), float(values[finite].max())
-    margin = (high - low) * 0.08 or max(abs(high) * 0.05, 1.0)
-    y_low, y_high = low - margin, high + margin
+    if value_range is not None:
+        margin = 0.0  # the axis is the range itself: its ends are labelled
+        y_low, y_high = min(value_range[0], low), max(value_range[1], high)
+    else:
+        margin = (high - low) * 0.08 or max(abs(high) * 0.05, 1.0)
+        y_low, y_high = low - margin, high + margin
     t0, t1 = int(timestamps[0]), int(timestamps[-1])
     t_span = max(t1 - t0, 1)
 

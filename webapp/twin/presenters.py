@@ -21,6 +21,7 @@ from webapp.twin.charts import (
     format_value,
     value_digits,
 )
+from webapp.twin.ranges import engineering_range
 
 
 def N_(message: str) -> str:
@@ -112,6 +113,19 @@ def latest_view(
     )
 
 
+def chart_range_of(
+    signal: Signal, limits: tuple[ChartLimit, ...], series: Series
+) -> tuple[float, float]:
+    """The metric chart's value axis: the mapping's engineering range, else its limits, else
+    the charted samples rounded to nice numbers (twin/ranges.py). The chart only changes with
+    a new sample, so the axis moves at most that often, and only past a nice boundary."""
+    low, high, _source = engineering_range(
+        signal.range_low, signal.range_high, {limit.level: limit.threshold for limit in limits},
+        series.values,
+    )
+    return low, high
+
+
 CARD_TIME_FORMAT = "HH:mm:ss"
 STALE_AFTER_AT_LEAST = timedelta(minutes=2)
 
@@ -167,7 +181,8 @@ def metric_context(
             source=source, locale=locale, digits_from=series,
         ),
         "chart": build_chart(
-            series, unit=signal.unit, timezone=timezone, locale=locale, limits=limits
+            series, unit=signal.unit, timezone=timezone, locale=locale, limits=limits,
+            value_range=chart_range_of(signal, limits, series),
         ),
         "chart_id": f"{signal.mapping_id}-{chart_range.value}",
         "chart_title": f"{metric_label(signal.metric)} — {range_label(chart_range)}",
