@@ -92,8 +92,9 @@ def test_cookie_post_with_the_page_csrf_token_works(
 def test_csrf_token_of_another_session_is_rejected(
     app: FastAPI, client: TestClient, tenant_a: TenantWorld
 ) -> None:
-    with TestClient(app) as other_browser:
-        other_token = browser_login(other_browser, tenant_a.users["engineer"].email)
+    # Another browser on the running app (a second lifespan would start a second scanner).
+    other_browser = TestClient(client.app)
+    other_token = browser_login(other_browser, tenant_a.users["engineer"].email)
     browser_login(client, tenant_a.users["engineer"].email)
     response = client.post("/api/assets", json=NEW_ASSET, headers={"X-CSRF-Token": other_token})
     assert response.status_code == 403

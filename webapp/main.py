@@ -181,6 +181,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "serving", False):
+            # A second start would replace the hub and scanner while the first still run: the
+            # first scanner's leadership lock would outlive its shutdown.
+            raise RuntimeError("this app is already serving: start it once")
         if role_bypasses_rls(app.state.engine):
             raise RuntimeError(
                 "refusing to serve: the database role bypasses row-level security "
@@ -202,11 +206,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             health_interval=settings.health_interval_seconds,
         )
         app.state.scanner.start()
-        yield
-        await app.state.scanner.aclose()
-        await app.state.hub.aclose()
-        await close_all_connectors()
-        app.state.engine.dispose()
+        app.state.serving = True
+        try:
+            yield
+        finally:
+            app.state.serving = False
+            await app.state.scanner.aclose()
+            await app.state.hub.aclose()
+            await close_all_connectors()
+            app.state.engine.dispose()
 
     app = FastAPI(
         title="OPTRIA IQ",
