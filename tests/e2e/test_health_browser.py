@@ -137,3 +137,33 @@ def test_opening_an_asset_moves_no_card_to_another_row_or_column(
     widths = page.evaluate("""() => [...document.querySelectorAll(
         '[data-role=asset-card]')].map(card => card.getBoundingClientRect().width)""")
     assert min(widths) >= 150
+
+
+def test_the_open_data_table_and_focus_survive_live_updates(
+    page: Page, live_server: LiveServer
+) -> None:
+    """§18: live `latest` events never close the table an operator opened, nor take focus."""
+    log_in(page, live_server)
+    page.locator("[data-role=asset-card]").first.click()
+    view = page.locator("#metric-view [data-role=metric-view]")
+    expect(view.locator("[data-role=live-status]")).to_have_attribute("data-state", "live")
+    toggle = view.locator("[data-role=chart-table-toggle]")
+    toggle.click()
+    details = view.locator("details.chart-table-toggle")
+    expect(details).to_have_attribute("open", "")
+    moment = view.locator("[data-role=latest-time]")
+    first = moment.get_attribute("datetime") or ""
+
+    for _ in range(2):  # two live updates of the value
+        expect(moment).not_to_have_attribute("datetime", first)
+        first = moment.get_attribute("datetime") or ""
+
+    expect(details).to_have_attribute("open", "")
+    expect(view.locator("[data-role=chart-table] tbody tr").first).to_be_visible()
+    assert toggle.evaluate("element => element === document.activeElement")
+
+    # A range change keeps focus on the range control that was used.
+    view.locator("[data-role=range-switch] [data-range='24h']").click()
+    view = page.locator("#metric-view [data-role=metric-view][data-range='24h']")
+    expect(view).to_be_visible()
+    expect(view.locator("[data-role=range-switch] [data-range='24h']")).to_be_focused()
