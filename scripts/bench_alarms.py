@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import make_url  # noqa: E402
 
-from scripts.benchlib import scratch_database  # noqa: E402
+from scripts.benchlib import bench_tenant, scratch_database  # noqa: E402
 from webapp.alarms.evaluation import (  # noqa: E402
     Level,
     LimitRule,
@@ -260,9 +260,8 @@ def populate(factory, settings, *, limits: int, tenants: int) -> int:  # type: i
     from webapp.assets.schemas import AssetCreate
     from webapp.assets.service import create_asset
     from webapp.db import tenant_session
-    from webapp.integrations.schemas import IntegrationCreate, MappingCreate
-    from webapp.integrations.service import SourceAccess, create_integration, create_mapping
-    from webapp.tenancy.service import create_tenant
+    from webapp.integrations.schemas import MappingCreate
+    from webapp.integrations.service import SourceAccess, create_mapping
 
     kinds = len(BENCH_SIGNALS)
     levels = [(signal, level) for signal in range(-(-limits // 3)) for level in range(3)][:limits]
@@ -273,16 +272,8 @@ def populate(factory, settings, *, limits: int, tenants: int) -> int:  # type: i
         assets = range(t * per_tenant, min(asset_count, (t + 1) * per_tenant))
         if not assets:
             break
-        with tenant_session(factory, None) as session:
-            tenant = create_tenant(session, code=f"BENCH{t}", name=f"Bench plant {t}",
-                                   timezone="UTC")  # fmt: skip
-            tenant_id = tenant.id
-            session.commit()
+        tenant_id, integration_id = bench_tenant(factory, SourceAccess.from_settings(settings), t)
         with tenant_session(factory, tenant_id) as session:
-            integration = create_integration(
-                session, IntegrationCreate(type="demo", name="Bench demo", config={"mode": "demo"}),
-                access=SourceAccess.from_settings(settings), actor_id=None,
-            )
             mappings: dict[int, int] = {}
             for asset_index in assets:
                 code = f"P-{asset_index:03d}"
@@ -294,7 +285,7 @@ def populate(factory, settings, *, limits: int, tenants: int) -> int:  # type: i
                     if signal >= signal_count:
                         break
                     mapping = create_mapping(session, MappingCreate(
-                        asset_id=asset.id, integration_id=integration.id,
+                        asset_id=asset.id, integration_id=integration_id,
                         internal_metric_name=metric, external_tag=f"PI:{code}.{suffix}",
                         unit=unit,
                     ), actor_id=None)  # fmt: skip

@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import make_url  # noqa: E402
 
-from scripts.benchlib import scratch_database  # noqa: E402
+from scripts.benchlib import bench_tenant, scratch_database  # noqa: E402
 from webapp.demo.seed import COMMON_SIGNALS, demo_limits  # noqa: E402
 from webapp.health.model import foundation_of, machine_group_of  # noqa: E402
 
@@ -94,9 +94,8 @@ def populate(
     from webapp.assets.schemas import AssetCreate
     from webapp.assets.service import create_asset
     from webapp.db import tenant_session
-    from webapp.integrations.schemas import IntegrationCreate, MappingCreate
-    from webapp.integrations.service import SourceAccess, create_integration, create_mapping
-    from webapp.tenancy.service import create_tenant
+    from webapp.integrations.schemas import MappingCreate
+    from webapp.integrations.service import SourceAccess, create_mapping
 
     access = SourceAccess.from_settings(settings)
     per_tenant = -(-assets // tenants)  # whole assets per tenant
@@ -105,18 +104,8 @@ def populate(
         indices = range(t * per_tenant, min(assets, (t + 1) * per_tenant))
         if not indices:
             break
-        with tenant_session(factory, None) as session:
-            tenant = create_tenant(session, code=f"BENCH{t}", name=f"Bench plant {t}",
-                                   timezone="UTC")  # fmt: skip
-            tenant_id = tenant.id
-            session.commit()
+        tenant_id, integration_id = bench_tenant(factory, access, t)
         with tenant_session(factory, tenant_id) as session:
-            integration = create_integration(
-                session,
-                IntegrationCreate(type="demo", name="Bench demo", config={"mode": "demo"}),
-                access=access,
-                actor_id=None,
-            )
             for index in indices:
                 prefix, asset_type, noun = KINDS[index % len(KINDS)]
                 code = f"{prefix}-{index:04d}"
@@ -127,7 +116,7 @@ def populate(
                 ), actor_id=None)  # fmt: skip
                 for metric, suffix, unit in COMMON_SIGNALS:
                     mapping = create_mapping(session, MappingCreate(
-                        asset_id=asset.id, integration_id=integration.id,
+                        asset_id=asset.id, integration_id=integration_id,
                         internal_metric_name=metric, external_tag=f"PI:{code}.{suffix}",
                         unit=unit,
                     ), actor_id=None)  # fmt: skip

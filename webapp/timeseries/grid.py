@@ -38,6 +38,30 @@ def _body(data: bytes) -> dict[str, object]:
     return {"type": "http.response.body", "body": data, "more_body": True}
 
 
+async def read_cards(
+    latest: Latest, signals: dict[int, list[Signal]], *, budget: float,
+    known: dict[tuple[int, str], Series | None] | None = None,
+) -> CardReadings:
+    """The newest reading of each card's first signals, within `budget` seconds. A read still
+    out (a slow source) keeps what `known` holds for it, else None, and finishes on its own
+    (the hub caches it); `known` is brought up to date with the reads that came in."""
+    known = {} if known is None else known
+    wanted = [s for asset_signals in signals.values() for s in asset_signals[:CARDS_PER_ASSET]]
+    reads = [asyncio.ensure_future(latest(signal)) for signal in wanted]
+    if reads:
+        await asyncio.wait(reads, timeout=budget)
+    cards: CardReadings = {}
+    for signal, read in zip(wanted, reads, strict=True):
+        key = (signal.mapping_id, signal.external_tag)
+        if read.done() and not read.cancelled() and read.exception() is None:
+            result = read.result()
+            known[key] = None if result is None else result[0]
+        else:  # still reading (or failed): the card keeps what it showed
+            read.add_done_callback(lambda task: task.cancelled() or task.exception())
+        cards.setdefault(signal.asset_id, []).append((signal, known.get(key)))
+    return cards
+
+
 @dataclass(eq=False)
 class GridViewer:
     digest: str | None  # its session or token, re-checked by the hub every tick
@@ -141,19 +165,10 @@ class LiveGrids:
 
     async def _render(self, grid: Grid) -> bytes:
         """Render every card once; returns the events of the cards that changed."""
-        wanted = [s for signals in grid.signals.values() for s in signals[:CARDS_PER_ASSET]]
-        reads = [asyncio.ensure_future(self.latest(signal)) for signal in wanted]
-        if reads:
-            await asyncio.wait(reads, timeout=self.interval * READ_BUDGET_FRACTION)
-        cards: CardReadings = {}
-        for signal, read in zip(wanted, reads, strict=True):
-            key = (signal.mapping_id, signal.external_tag)
-            if read.done() and not read.cancelled() and read.exception() is None:
-                result = read.result()
-                grid.readings[key] = None if result is None else result[0]
-            else:  # still reading: the card keeps what it showed
-                read.add_done_callback(lambda task: task.cancelled() or task.exception())
-            cards.setdefault(signal.asset_id, []).append((signal, grid.readings.get(key)))
+        cards = await read_cards(
+            self.latest, grid.signals, budget=self.interval * READ_BUDGET_FRACTION,
+            known=grid.readings,
+        )
         grid.renders += 1
         events = grid.render(cards)
         changed = b"".join(data for asset, data in events.items() if grid.sent.get(asset) != data)

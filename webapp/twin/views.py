@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -10,7 +9,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -45,7 +44,7 @@ from webapp.sse import SlotEventSourceResponse
 from webapp.templating import in_locale, is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
 from webapp.timeseries import service as series_service
-from webapp.timeseries.grid import CardReadings
+from webapp.timeseries.grid import CardReadings, read_cards
 from webapp.timeseries.hub import SERVER_SEND, LiveHub, ns_to_event_id
 from webapp.timeseries.schemas import (
     MetricDetail,
@@ -163,6 +162,11 @@ def series_window(
 
 
 WindowQuery = Annotated[series_service.SeriesWindow, Depends(series_window)]
+SERIES_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown asset or metric"},
+    422: {"description": "Invalid window, limit or mode"},
+    503: {"description": "Source unavailable and no fallback configured"},
+}
 
 
 async def read_series_for_user(
@@ -221,11 +225,7 @@ def list_asset_metrics(asset_id: AssetId, db: SessionDep, _user: CurrentUser) ->
     "/api/twins/assets/{asset_id}/metrics/{metric_name}/series",
     tags=["twins"],
     response_model=SeriesOut,
-    responses={
-        404: {"description": "Unknown asset or metric"},
-        422: {"description": "Invalid window, limit or mode"},
-        503: {"description": "Source unavailable and no fallback configured"},
-    },
+    responses=SERIES_ERRORS,
 )
 async def metric_series(
     asset_id: AssetId,
@@ -278,9 +278,7 @@ def _series_csv(read: SeriesRead) -> str:
     response_class=Response,
     responses={
         200: {"content": {"text/csv": {}}, "description": "timestamp,value,unit,quality"},
-        404: {"description": "Unknown asset or metric"},
-        422: {"description": "Invalid window, limit or mode"},
-        503: {"description": "Source unavailable and no fallback configured"},
+        **SERIES_ERRORS,
     },
 )
 async def metric_series_csv(
@@ -325,16 +323,7 @@ async def _card_values(
 
     A slow source gets a short budget: its cards show "—" now and its reading, once it comes,
     is cached by the hub for the next page (and the live grid fills it in)."""
-    wanted = [signal for asset_signals in signals.values() for signal in asset_signals[:2]]
-    reads = [asyncio.ensure_future(hub.latest(signal)) for signal in wanted]
-    if reads:
-        await asyncio.wait(reads, timeout=CARD_READ_BUDGET_SECONDS)
-    readings: CardReadings = {}
-    for signal, read in zip(wanted, reads, strict=True):
-        result = read.result() if read.done() else None
-        readings.setdefault(signal.asset_id, []).append(
-            (signal, None if result is None else result[0])
-        )
+    readings = await read_cards(hub.latest, signals, budget=CARD_READ_BUDGET_SECONDS)
     return card_values(readings, timezone=timezone, locale=locale,
                        interval_seconds=interval_seconds)
 
