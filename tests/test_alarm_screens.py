@@ -180,8 +180,9 @@ def test_rows_come_in_priority_order_with_state_priority_and_reading(plant: Plan
         "Returned to normal, unacknowledged"
     )
     value = high.select_one("[data-role=alarm-value]")
-    assert value.select_one("[data-role=trigger-value]").get_text() == "25.0"
-    assert value.select_one("[data-role=threshold]").get_text() == "20.0"
+    # mm/s: two decimals, as on the metric's card and chart.
+    assert value.select_one("[data-role=trigger-value]").get_text() == "25.00"
+    assert value.select_one("[data-role=threshold]").get_text() == "20.00"
     assert "≥" in value.get_text() and value.get_text().count("mm/s") == 2
     assert "≤" in rows[1].select_one("[data-role=alarm-value]").get_text()
     moment = high.select_one("time[data-role=alarm-time]")
@@ -632,6 +633,7 @@ def test_the_metric_charts_value_axis_is_the_engineering_range(plant: Plant) -> 
     plant.write(3.0)
     calm = value_axis()
     plant.write(7.5)
-    assert calm == value_axis() == ["0.0", "10.0", "20.0"]
+    # mm/s: two decimals, like the metric's every other value.
+    assert calm == value_axis() == ["0.00", "10.00", "20.00"]
     plant.write(26.0)  # beyond the range: the axis stretches as far as the value, no further
-    assert value_axis() == ["0.0", "13.0", "26.0"]
+    assert value_axis() == ["0.00", "13.00", "26.00"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
@@ -29,6 +29,12 @@ def _checked_utc(value: datetime) -> datetime:
 
 
 UTCDatetime = Annotated[datetime, AfterValidator(_checked_utc)]
+
+
+def utc_from(value: datetime, zone: tzinfo) -> datetime:
+    """`value` in UTC, checked like UTCDatetime; a naive one is read as `zone`'s wall clock
+    (an offset it carries wins)."""
+    return _checked_utc(value if value.tzinfo is not None else value.replace(tzinfo=zone))
 
 
 def _storable_text(value: str) -> str:

@@ -20,7 +20,8 @@ from webapp.alarms.evaluation import Level
 from webapp.alarms.models import PRIORITIES
 from webapp.templating import format_local_time, iso_utc
 from webapp.tenancy.models import ROLE_RANK, Role, User
-from webapp.twin.charts import format_value, value_digits
+from webapp.twin.charts import format_value
+from webapp.twin.decimals import metric_decimals
 
 # One short 24-hour format for alarm times, in the plant's timezone (§18).
 ALARM_TIME_FORMAT = "d MMM HH:mm:ss"
@@ -87,8 +88,8 @@ class AlarmRow:
 def alarm_row(alarm: service.AlarmView, viewer: Viewer) -> AlarmRow:
     occurrence, limit, mapping = alarm.occurrence, alarm.view.limit, alarm.view.mapping
     facts = alarm.as_dict()
-    # The trigger value and the threshold with the same decimals, so they compare at a glance.
-    digits = value_digits(abs(limit.threshold) or 1.0)
+    # The metric's decimals (as on its chart), so trigger and threshold compare at a glance.
+    digits = metric_decimals(mapping.unit, mapping.range_low, mapping.range_high)
     shelved = alarm.suppressed == "shelved"
     return AlarmRow(
         id=occurrence.id,

@@ -17,7 +17,7 @@ import numpy as np
 
 from webapp.series import Series, ns_to_datetime
 from webapp.templating import format_local_time
-from webapp.twin.charts import AxisLabel, format_value, value_digits
+from webapp.twin.charts import AxisLabel, format_value
 
 WIDTH, HEIGHT = 960, 320
 PAD_START, PAD_END, PAD_TOP, PAD_BOTTOM = 72, 28, 32, 36
@@ -139,11 +139,11 @@ def _spread_tags(lines: list[PenLine]) -> tuple[PenLine, ...]:
 
 
 def build_trend_chart(
-    traces: list[PenTrace], *, start_ns: int, end_ns: int, unit: str | None, timezone: str,
-    locale: str,
+    traces: list[PenTrace], *, start_ns: int, end_ns: int, unit: str | None, digits: int,
+    timezone: str, locale: str,
 ) -> TrendChart:
     """`traces` in drawing order (compared windows first, so the live pens lie on top);
-    `unit`: the first pen's, shown with its range at the value axis."""
+    `unit` and `digits`: the first pen's, shown with its range at the value axis."""
     span_ns = max(end_ns - start_ns, 1)
     lines = _spread_tags([_line(trace, start_ns, span_ns) for trace in traces])
 
@@ -163,7 +163,6 @@ def build_trend_chart(
     value_labels: tuple[AxisLabel, ...] = ()
     first = next((trace for trace in traces if trace.compare is None), None)
     if first is not None:
-        digits = value_digits(first.high - first.low)
         value_labels = (
             AxisLabel(PAD_START - 8, PAD_TOP + 4, format_value(first.high, digits, locale), "end"),
             AxisLabel(PAD_START - 8, HEIGHT - PAD_BOTTOM + 4,

@@ -17,7 +17,7 @@ import numpy as np
 from webapp.series import Series, datetime_to_ns, ns_to_datetime
 from webapp.templating import format_local_time, gettext
 from webapp.timeseries.service import SeriesMode, SeriesWindow, WindowError, resolve_window
-from webapp.twin.charts import format_value, value_digits
+from webapp.twin.charts import format_value
 from webapp.twin.presenters import N_, PLOT_POINTS, metric_label
 from webapp.twin.ranges import RangeSource
 from webapp.types import MAX_DB_ID
@@ -194,11 +194,11 @@ def latest_point(series: Series | None) -> tuple[float, int] | None:
 
 def legend_entry(
     *, slot: int, pen: PenRef, asset_code: str, unit: str | None,
-    engineering: tuple[float, float, RangeSource], read: ReadOutcome,
+    engineering: tuple[float, float, RangeSource], digits: int, read: ReadOutcome,
     compared: ReadOutcome | None, compare: Compare | None, timezone: str, locale: str,
 ) -> LegendEntry:
+    """`digits`: the pen's metric decimals (twin/decimals.py), for its range and value."""
     low, high, source = engineering
-    digits = value_digits(high - low)
     latest = latest_point(read.series)
     moment = ns_to_datetime(latest[1]) if latest else None
     return LegendEntry(

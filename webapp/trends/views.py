@@ -49,7 +49,7 @@ from webapp.trends.presenters import (
     window_text,
 )
 from webapp.trends.service import PenSignal, history_ranges, history_values
-from webapp.twin.presenters import metric_label
+from webapp.twin.presenters import metric_label, signal_decimals
 from webapp.twin.ranges import EngineeringRange, engineering_range, needs_history
 from webapp.twin.views import read_series_for_user
 from webapp.types import UTCDatetime
@@ -204,14 +204,14 @@ def _drawn(
     traces = [trace(i, c, compare) for i, c in enumerate(compared) if c is not None]
     traces += [trace(i, read, None) for i, read in enumerate(reads)]
     chart = build_trend_chart(
-        traces, start_ns=start_ns, end_ns=end_ns, unit=pens[0].signal.unit, timezone=timezone,
-        locale=locale,
+        traces, start_ns=start_ns, end_ns=end_ns, unit=pens[0].signal.unit,
+        digits=signal_decimals(pens[0].signal), timezone=timezone, locale=locale,
     )
     legend = [
         legend_entry(
             slot=slot, pen=refs[slot], asset_code=pen.asset_code, unit=pen.signal.unit,
-            engineering=ranges[slot], read=reads[slot], compared=compared[slot],
-            compare=compare, timezone=timezone, locale=locale,
+            engineering=ranges[slot], digits=signal_decimals(pen.signal), read=reads[slot],
+            compared=compared[slot], compare=compare, timezone=timezone, locale=locale,
         )
         for slot, pen in enumerate(pens)
     ]

@@ -20,7 +20,7 @@ from webapp.templating import format_local_time, format_number
 WIDTH, HEIGHT = 720, 260
 # One 24-hour format for a reading's time on the plant's clock: table and latest value (§18).
 READING_TIME_FORMAT = "d MMM HH:mm:ss"
-PAD_START, PAD_END, PAD_TOP, PAD_BOTTOM = 64, 20, 22, 36
+PAD_START, PAD_END, PAD_TOP, PAD_BOTTOM = 76, 20, 22, 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +164,12 @@ def limit_lines(
 def build_chart(
     series: Series, *, unit: str | None, timezone: str, locale: str,
     limits: tuple[ChartLimit, ...] = (), value_range: tuple[float, float] | None = None,
+    digits: int | None = None,
 ) -> Chart:
     """`value_range`: the signal's engineering range (§18), the value axis with both ends
-    labelled, widened only as far as a value beyond it needs; None: the data's own spread."""
+    labelled, widened only as far as a value beyond it needs; None: the data's own spread.
+    `digits`: the metric's decimals (twin/decimals.py) for every value the chart prints;
+    None: enough to tell the axis ticks apart."""
     timestamps, values = series.timestamps, series.values
     finite = np.isfinite(values)
     plot_width = WIDTH - PAD_START - PAD_END
@@ -201,7 +204,8 @@ def build_chart(
         commands.append(f"{'L' if pen_down else 'M'}{x:.1f},{y:.1f}")
         pen_down = True
 
-    digits = value_digits(y_high - y_low)
+    if digits is None:
+        digits = value_digits(y_high - y_low)
     index_min = int(np.flatnonzero(finite)[np.argmin(values[finite])])
     index_max = int(np.flatnonzero(finite)[np.argmax(values[finite])])
     index_last = int(np.flatnonzero(finite)[-1])
@@ -237,7 +241,7 @@ def build_chart(
         TableRow(
             time=format_local_time(ns_to_datetime(t), timezone, READING_TIME_FORMAT, locale),
             time_iso=ns_to_datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            value=format_value(v, max(digits, 2), locale),
+            value=format_value(v, digits, locale),
             quality=QUALITY_NAMES[q],
         )
         for t, v, q in zip(timestamps.tolist(), values.tolist(), series.quality.tolist(),

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
-
-import numpy as np
+from zoneinfo import ZoneInfo
 
 from webapp.alarms.models import PRIORITIES
 from webapp.series import QUALITY_NAMES, Series, ns_to_datetime
 from webapp.templating import format_local_time, gettext, iso_utc, templates
-from webapp.timeseries.service import SeriesMode, SeriesWindow, Signal, resolve_window
+from webapp.timeseries.service import (
+    SeriesMode,
+    SeriesWindow,
+    Signal,
+    WindowError,
+    resolve_window,
+)
 from webapp.twin.charts import (
     READING_TIME_FORMAT,
     ChartLimit,
     build_chart,
     format_value,
-    value_digits,
 )
+from webapp.twin.decimals import metric_decimals
 from webapp.twin.ranges import engineering_range
 
 
@@ -50,13 +54,16 @@ class ChartRange(enum.StrEnum):
     last_100 = "100"
     day = "24h"
     week = "7d"
+    custom = "custom"  # from_time…to_time, not live
 
 
 RANGE_LABELS = {
     ChartRange.last_100: N_("Last 100"),
     ChartRange.day: N_("24 h"),
     ChartRange.week: N_("7 days"),
+    ChartRange.custom: N_("Custom window"),
 }
+LIVE_RANGES = (ChartRange.last_100, ChartRange.day, ChartRange.week)
 PLOT_POINTS = 300
 RANGE_SPANS: dict[ChartRange, timedelta | None] = {
     ChartRange.last_100: None,
@@ -69,8 +76,23 @@ def range_label(chart_range: ChartRange) -> str:
     return gettext(RANGE_LABELS[chart_range])
 
 
-def chart_window(chart_range: ChartRange) -> SeriesWindow:
-    """`100`: the latest 100 raw points; `24h` and `7d`: mode=plot over that span."""
+def chart_window(
+    chart_range: ChartRange, *, from_time: datetime | None = None,
+    to_time: datetime | None = None,
+) -> SeriesWindow:
+    """`100`: the latest 100 raw points; `24h` and `7d`: mode=plot over that span; `custom`:
+    mode=plot over from_time…to_time, both required and validated like the series API
+    (WindowError → 422), which apply to nothing else."""
+    if chart_range is ChartRange.custom:
+        if from_time is None or to_time is None:
+            missing = "from_time" if from_time is None else "to_time"
+            raise WindowError(missing, f"{missing} is required with range=custom")
+        return resolve_window(
+            from_time=from_time, to_time=to_time, limit=PLOT_POINTS, mode=SeriesMode.plot
+        )
+    if from_time is not None or to_time is not None:
+        name = "from_time" if from_time is not None else "to_time"
+        raise WindowError(name, f"{name} applies only with range=custom")
     span = RANGE_SPANS[chart_range]
     if span is None:
         return resolve_window(from_time=None, to_time=None, limit=100, mode=SeriesMode.raw)
@@ -88,20 +110,20 @@ class LatestView:
     source: str
 
 
+def signal_decimals(signal: Signal) -> int:
+    """The decimals of this metric on every screen (twin/decimals.py)."""
+    return metric_decimals(signal.unit, signal.range_low, signal.range_high)
+
+
 def latest_view(
-    series: Series, *, unit: str | None, timezone: str, source: str, locale: str,
-    digits_from: Series | None = None,
+    series: Series, *, unit: str | None, timezone: str, source: str, locale: str, digits: int,
 ) -> LatestView:
-    """The newest point of a series, formatted for the viewer's language and the plant's clock;
-    its decimals those of `digits_from` (the chart it sits over) when given."""
+    """The newest point of a series, formatted for the viewer's language and the plant's clock,
+    with the metric's decimals."""
     if not len(series):
         return LatestView("—", unit or "", "", "", "bad", source)
     ns = int(series.timestamps[-1])
     value = float(series.values[-1])
-    spread = series if digits_from is None or not len(digits_from) else digits_from
-    finite = spread.values[np.isfinite(spread.values)]
-    span = float(finite.max() - finite.min()) if len(finite) > 1 else abs(value)
-    digits = value_digits(span) if math.isfinite(value) else 2
     moment = ns_to_datetime(ns)
     return LatestView(
         value_text=format_value(value, digits, locale),
@@ -152,7 +174,8 @@ def card_value(
     """One metric on an overview card: the newest reading, its time, and whether it is stale."""
     if newest is None or not len(newest):
         return CardValue(signal, "—", "", "", "bad", False)
-    view = latest_view(newest, unit=signal.unit, timezone=timezone, source="", locale=locale)
+    view = latest_view(newest, unit=signal.unit, timezone=timezone, source="", locale=locale,
+                       digits=signal_decimals(signal))
     moment = ns_to_datetime(int(newest.timestamps[-1]))
     return CardValue(
         signal=signal,
@@ -172,40 +195,73 @@ def metric_context(
     """Everything the metric view and its SSE payloads show, from one scaled series (the
     chart), the newest reading if it is newer than the chart (live), and the signal's active
     alarm limits."""
+    digits = signal_decimals(signal)
     return {
         "signal": signal,
         "chart_range": chart_range,
-        "ranges": list(ChartRange),
         "latest": latest_view(
             series if latest is None else latest, unit=signal.unit, timezone=timezone,
-            source=source, locale=locale, digits_from=series,
+            source=source, locale=locale, digits=digits,
         ),
         "chart": build_chart(
             series, unit=signal.unit, timezone=timezone, locale=locale, limits=limits,
-            value_range=chart_range_of(signal, limits, series),
+            value_range=chart_range_of(signal, limits, series), digits=digits,
         ),
         "chart_id": f"{signal.mapping_id}-{chart_range.value}",
         "chart_title": f"{metric_label(signal.metric)} — {range_label(chart_range)}",
-        "stream_url": (
+        "interval_ms": int(interval_seconds * 1000),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CustomWindowForm:
+    """The custom window's inputs, in the plant's time (`datetime-local` values)."""
+
+    from_value: str
+    to_value: str
+    timezone: str
+
+
+LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
+CUSTOM_DEFAULT_SPAN = timedelta(hours=24)
+
+
+def metric_links(
+    signal: Signal, chart_range: ChartRange, window: SeriesWindow, timezone: str
+) -> dict[str, object]:
+    """What only the page shows around the live parts: the range choices, the stream (none
+    for a custom window), the CSV of the window read, and the custom window's form."""
+    zone = ZoneInfo(timezone)
+    custom = chart_range is ChartRange.custom
+    start = window.from_time if custom and window.from_time else (
+        window.to_time - CUSTOM_DEFAULT_SPAN
+    )
+    return {
+        "ranges": LIVE_RANGES,
+        "live": not custom,
+        "stream_url": None if custom else (
             f"/twins/assets/{signal.asset_id}/metrics/{signal.metric}/stream"
             f"?range={chart_range.value}"
         ),
-        "interval_ms": int(interval_seconds * 1000),
-        "export_url": export_url(signal, chart_range),
+        "export_url": export_url(signal, window),
+        "custom_form": CustomWindowForm(
+            start.astimezone(zone).strftime(LOCAL_INPUT_FORMAT),
+            window.to_time.astimezone(zone).strftime(LOCAL_INPUT_FORMAT),
+            timezone,
+        ),
     }
 
 
 EXPORT_LIMIT = 10_000  # the series API's most points
 
 
-def export_url(signal: Signal, chart_range: ChartRange) -> str:
-    """The CSV of what the chart shows: the raw points of its window, or for a week (more
+def export_url(signal: Signal, window: SeriesWindow) -> str:
+    """The CSV of what the chart shows: the raw points of its window, or past a day (more
     than the API's 10,000 one-minute points) the plot-mode points."""
     base = f"/api/twins/assets/{signal.asset_id}/metrics/{signal.metric}/series.csv"
-    span = RANGE_SPANS[chart_range]
-    if span is None:
-        return f"{base}?limit=100"
-    window = chart_window(chart_range)
+    if window.from_time is None:
+        return f"{base}?limit={window.limit}"
+    span = window.to_time - window.from_time
     mode = SeriesMode.plot if span > timedelta(days=1) else SeriesMode.raw
     query = urlencode({
         "from_time": iso_utc(window.from_time), "to_time": iso_utc(window.to_time),

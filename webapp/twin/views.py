@@ -8,8 +8,10 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -64,9 +66,10 @@ from webapp.twin.presenters import (
     card_value,
     chart_window,
     metric_context,
+    metric_links,
 )
 from webapp.twin.schemas import TwinAssetList, TwinAssetOut
-from webapp.types import UTCDatetime
+from webapp.types import UTCDatetime, utc_from
 
 router = APIRouter()
 
@@ -305,7 +308,9 @@ async def metric_series_csv(
 
 # --- pages and fragments -------------------------------------------------------------------
 
-RangeQuery = Annotated[ChartRange, Query(alias="range", description="100, 24h or 7d")]
+RangeQuery = Annotated[
+    ChartRange, Query(alias="range", description="100, 24h, 7d, or custom with from_time, to_time")
+]
 OrderQuery = Annotated[
     GridOrder, Query(alias="sort", description="attention (alarms, then lowest health) or code")
 ]
@@ -446,6 +451,39 @@ async def asset_panel(
     return render_page(request, "twins/index.html", context, block="twin_panel")
 
 
+LocalTime = Annotated[
+    datetime | None,
+    Query(description="ISO 8601, with range=custom; naive: in `tz`, else UTC"),
+]
+ZoneQuery = Annotated[
+    str | None,
+    Query(max_length=64, description="IANA timezone of naive from_time/to_time (default UTC)"),
+]
+
+
+def _metric_window(
+    chart_range: ChartRange, from_time: datetime | None, to_time: datetime | None,
+    tz: str | None,
+) -> series_service.SeriesWindow:
+    """The metric view's window: a live range, or `custom` from_time…to_time validated like
+    the series API (a naive time read in `tz`, the plant's zone the form sends). → 422."""
+    try:
+        zone = ZoneInfo(tz) if tz else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _unprocessable("tz", f"unknown timezone {tz!r} (an IANA name, e.g. Asia/Riyadh)"
+                             ) from None
+    moments: dict[str, datetime | None] = {}
+    for name, value in (("from_time", from_time), ("to_time", to_time)):
+        try:
+            moments[name] = None if value is None else utc_from(value, zone)
+        except ValueError as exc:
+            raise _unprocessable(name, str(exc)) from None
+    try:
+        return chart_window(chart_range, **moments)
+    except series_service.WindowError as exc:
+        raise _unprocessable(exc.parameter, str(exc)) from None
+
+
 @router.get(
     "/twins/assets/{asset_id}/metrics/{metric_name}",
     response_class=HTMLResponse,
@@ -461,23 +499,37 @@ async def metric_view(
     sources: SourcesDep,
     chart_range: RangeQuery = ChartRange.last_100,
     order: OrderQuery = GridOrder.attention,
+    from_time: LocalTime = None,
+    to_time: LocalTime = None,
+    tz: ZoneQuery = None,
 ) -> HTMLResponse:
-    """Latest value + chart of one metric; errors stay readable inside the panel."""
+    """Latest value + chart of one metric; errors stay readable inside the panel (a window
+    that cannot be served → 422 with what was wrong, the source down → 503, unknown → 404)."""
     context: dict[str, object] = {"selected_metric": metric_name, "metric": None}
     status_code = 200
     try:
+        window = _metric_window(chart_range, from_time, to_time, tz)
         signal, limits = await db_call(db, _signal_and_limits, asset_id, metric_name)
-        read = await read_series_for_user(db, user, signal, chart_window(chart_range), sources)
-        context["metric"] = metric_context(
-            signal=signal, chart_range=chart_range, series=read.series, source=read.source,
-            timezone=user.tenant.timezone, locale=request.state.locale,
-            interval_seconds=settings.stream_interval_seconds, limits=limits,
-        )
+        read = await read_series_for_user(db, user, signal, window, sources)
+        timezone = user.tenant.timezone
+        context["metric"] = {
+            **metric_context(
+                signal=signal, chart_range=chart_range, series=read.series, source=read.source,
+                timezone=timezone, locale=request.state.locale,
+                interval_seconds=settings.stream_interval_seconds, limits=limits,
+            ),
+            **metric_links(signal, chart_range, window, timezone),
+        }
     except HTTPException as exc:
-        if exc.status_code not in (404, 503):
+        if exc.status_code not in (404, 422, 503):
             raise
         status_code = exc.status_code
-        context["metric_error"] = {"status": exc.status_code, "message": exc.detail}
+        context["metric_error"] = {
+            "status": exc.status_code, "message": _problem_text(exc),
+            # A window that could not be shown: back to the same metric, live.
+            "back_url": f"/twins/assets/{asset_id}/metrics/{quote(metric_name, safe='')}"
+            if exc.status_code == 422 else None,
+        }
     if not is_htmx(request):
         try:
             panel = await _panel(request, db, user, asset_id)
@@ -487,6 +539,13 @@ async def metric_view(
     return render_page(
         request, "twins/index.html", context, block="metric_view", status_code=status_code
     )
+
+
+def _problem_text(exc: HTTPException) -> str:
+    """An error's detail as one line: a 422's parameter and what was wrong with it."""
+    if isinstance(exc.detail, list):
+        return "; ".join(f"{problem['loc'][-1]}: {problem['msg']}" for problem in exc.detail)
+    return str(exc.detail)
 
 
 # --- live streams --------------------------------------------------------------------------
@@ -571,6 +630,8 @@ async def metric_fragment_stream(
     """SSE fragments (§18): the stream opens with `latest`, `chart` and `table`; then `latest`
     for every newer reading, and `chart` and `table` only when the chart's drawing changed.
     Rendered once per tick per (mapping, range, locale, limits), whatever the viewer count."""
+    if chart_range is ChartRange.custom:
+        raise _unprocessable("range", "a custom window is not live: open it without a stream")
     hub = _hub(request)
     with stream_slot(request, user, settings) as release:
         # The chart's limits are read once, here (one edited later shows on the next stream).
