@@ -164,12 +164,13 @@ def limit_lines(
 def build_chart(
     series: Series, *, unit: str | None, timezone: str, locale: str,
     limits: tuple[ChartLimit, ...] = (), value_range: tuple[float, float] | None = None,
-    digits: int | None = None,
+    digits: int | None = None, table: bool = True,
 ) -> Chart:
     """`value_range`: the signal's engineering range (§18), the value axis with both ends
     labelled, widened only as far as a value beyond it needs; None: the data's own spread.
     `digits`: the metric's decimals (twin/decimals.py) for every value the chart prints;
-    None: enough to tell the axis ticks apart."""
+    None: enough to tell the axis ticks apart. `table`: False leaves out the table's rows
+    (a live view's fragment: its stream opens with them)."""
     timestamps, values = series.timestamps, series.values
     finite = np.isfinite(values)
     plot_width = WIDTH - PAD_START - PAD_END
@@ -246,7 +247,7 @@ def build_chart(
         )
         for t, v, q in zip(timestamps.tolist(), values.tolist(), series.quality.tolist(),
                            strict=True)
-    )
+    ) if table else ()
     lines, band = limit_lines(limits, y_low=y_low, y_high=y_high, digits=digits, locale=locale)
     return Chart(
         WIDTH, HEIGHT, len(series), " ".join(commands), markers, value_labels, time_labels,

@@ -190,11 +190,11 @@ def card_value(
 def metric_context(
     *, signal: Signal, chart_range: ChartRange, series: Series, source: str, timezone: str,
     locale: str, interval_seconds: float, limits: tuple[ChartLimit, ...] = (),
-    latest: Series | None = None,
+    latest: Series | None = None, table: bool = True,
 ) -> dict[str, object]:
     """Everything the metric view and its SSE payloads show, from one scaled series (the
     chart), the newest reading if it is newer than the chart (live), and the signal's active
-    alarm limits."""
+    alarm limits. `table=False`: without the data table's rows (its stream sends them)."""
     digits = signal_decimals(signal)
     return {
         "signal": signal,
@@ -205,8 +205,9 @@ def metric_context(
         ),
         "chart": build_chart(
             series, unit=signal.unit, timezone=timezone, locale=locale, limits=limits,
-            value_range=chart_range_of(signal, limits, series), digits=digits,
+            value_range=chart_range_of(signal, limits, series), digits=digits, table=table,
         ),
+        "table_deferred": not table,
         "chart_id": f"{signal.mapping_id}-{chart_range.value}",
         "chart_title": f"{metric_label(signal.metric)} — {range_label(chart_range)}",
         "interval_ms": int(interval_seconds * 1000),

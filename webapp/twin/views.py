@@ -517,6 +517,9 @@ async def metric_view(
                 signal=signal, chart_range=chart_range, series=read.series, source=read.source,
                 timezone=timezone, locale=request.state.locale,
                 interval_seconds=settings.stream_interval_seconds, limits=limits,
+                # A live fragment's table comes with its stream's opening: not sent twice
+                # (hundreds of hidden rows were most of the swap).
+                table=not (is_htmx(request) and chart_range is not ChartRange.custom),
             ),
             **metric_links(signal, chart_range, window, timezone),
         }
