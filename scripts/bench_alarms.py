@@ -38,6 +38,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -315,11 +316,12 @@ async def tick_times(factory, engine, settings, *, ticks: int, interval: float) 
     scanner's private steps, called with the event loop blocked, so no hub poll interleaves),
     to show where its time goes."""
     from webapp.integrations.service import SourceAccess
+    from webapp.live.hub import LiveHub
     from webapp.scanner import Leadership, Scanner
-    from webapp.timeseries.hub import LiveHub
+    from webapp.tenancy.service import live_credentials
 
     hub = LiveHub(interval=interval, sources=SourceAccess.from_settings(settings),
-                  session_factory=factory)  # fmt: skip
+                  check_credentials=partial(live_credentials, factory))  # fmt: skip
     scanner = Scanner(session_factory=factory, hub=hub, interval=interval,
                       leadership=Leadership(engine))  # fmt: skip
     times = TickTimes([], [], [])

@@ -22,10 +22,10 @@ from tests.conftest import TenantWorld, bearer_headers, browser_login
 from tests.peers import add_integration, add_mapping, make_sql_historian, test_sources
 from tests.test_live_streams import demo_signal, read_events
 from webapp.db import utcnow
+from webapp.live.grid import CardReadings
+from webapp.live.hub import LiveHub
 from webapp.series import Series
 from webapp.tenancy.models import UserSession
-from webapp.timeseries.grid import CardReadings
-from webapp.timeseries.hub import LiveHub
 
 
 @dataclass

@@ -29,10 +29,12 @@ from tests.peers import (
 )
 from webapp.connectors.demo import DemoConnector, demo_values
 from webapp.db import utcnow
+from webapp.live.buffer import BUFFER_SECONDS
+from webapp.live.hub import LiveHub
 from webapp.series import Series, datetime_to_ns
 from webapp.tenancy.models import UserSession
-from webapp.timeseries.hub import BUFFER_SECONDS, LiveHub
 from webapp.timeseries.service import SeriesMode, SeriesWindow, Signal
+from webapp.twin.live_charts import LiveCharts
 
 TAG = "PI:P-101.VIB"
 
@@ -497,10 +499,11 @@ def test_fragments_render_once_per_tick_per_variant() -> None:
         history = await DemoConnector({}).fetch_timeseries(TAG, now - timedelta(hours=3), now, 100)
         key = (1, "100")
         window = SeriesWindow(None, now, 100, SeriesMode.raw)
-        hub.seed_chart(key, history, signal=signal, window=lambda: window, plot=False)
+        charts = LiveCharts(hub)
+        charts.seed(key, history, signal=signal, window=lambda: window, plot=False)
 
         def render(_batch: Series) -> bytes:
-            series = hub.chart_for(key)
+            series = charts.chart_for(key)
             renders.append(len(series))
             return f"chart of {len(series)}".encode()
 

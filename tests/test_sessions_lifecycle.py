@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import PASSWORD, TenantWorld, browser_login, test_settings
 from tests.peers import served
@@ -22,6 +22,7 @@ from webapp.db import create_session_factory, utcnow
 from webapp.main import create_app
 from webapp.security import token_digest
 from webapp.tenancy.models import ApiToken, UserSession
+from webapp.tenancy.service import live_credentials
 
 __all__ = ["mapped"]  # the live-stream suite's fixture, used here
 IDLE = timedelta(minutes=30)  # the default OPTRIA_SESSION_IDLE_MINUTES
@@ -203,15 +204,15 @@ def test_streams_end_when_their_credentials_cannot_be_checked(
     hub = client.app.state.hub
     logged_in(client, tenant_a)
     unreachable = create_engine(f"sqlite:///{tmp_path_factory.mktemp('gone')}/missing/db.sqlite")
-    working: sessionmaker[Session] = hub.session_factory
+    working = hub.check_credentials
     with client.stream("GET", mapped.html_stream) as response:
         lines = response.iter_lines()
         read_events(lines, 2)
-        hub.session_factory = create_session_factory(unreachable)
+        hub.check_credentials = partial(live_credentials, create_session_factory(unreachable))
         try:
             rest = read_events(lines, 100)
         finally:
-            hub.session_factory = working
+            hub.check_credentials = working
             unreachable.dispose()
     assert len(rest) < 100, "the stream ended"
     assert all(event["event"] in ("latest", "chart", "table") for event in rest), (

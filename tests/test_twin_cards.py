@@ -21,8 +21,8 @@ from tests.peers import (
     test_sources,
 )
 from webapp.connectors.demo import demo_values
+from webapp.live.hub import LiveHub
 from webapp.series import datetime_to_ns
-from webapp.timeseries.hub import LiveHub
 from webapp.timeseries.service import Signal
 from webapp.twin.views import CARD_READ_BUDGET_SECONDS
 

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from webapp.config import Settings
 from webapp.integrations.service import SourceAccess
+from webapp.live.hub import TooManyStreams
 from webapp.security import csrf_token_for, csrf_token_matches, token_digest
 from webapp.templating import SUPPORTED_LOCALES, is_htmx
 from webapp.tenancy.models import ROLE_RANK, Role, User
 from webapp.tenancy.service import set_locale, user_for_api_token, user_for_session
-from webapp.timeseries.hub import TooManyStreams
 from webapp.types import MAX_DB_ID
 
 T = TypeVar("T")

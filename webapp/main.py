@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
@@ -31,13 +32,16 @@ from webapp.health import views as health_views
 from webapp.health.service import HealthMonitor
 from webapp.integrations import views as integration_views
 from webapp.integrations.service import SourceAccess
+from webapp.live.hub import LiveHub
+from webapp.live.transport import ServerSendMiddleware
 from webapp.logbook import views as logbook_views
 from webapp.scanner import Leadership, Scanner
 from webapp.templating import is_htmx, render_page
 from webapp.tenancy import views as tenancy_views
-from webapp.timeseries.hub import LiveHub, ServerSendMiddleware
+from webapp.tenancy.service import live_credentials
 from webapp.trends import views as trend_views
 from webapp.twin import views as twin_views
+from webapp.twin.live_charts import LiveCharts
 
 SWAGGER_DIR = "/static/vendor/swagger-ui-5.35.0"
 
@@ -195,8 +199,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.hub = LiveHub(
             interval=settings.stream_interval_seconds,
             sources=app.state.sources,
-            session_factory=app.state.session_factory,
+            check_credentials=partial(live_credentials, app.state.session_factory),
         )
+        app.state.charts = LiveCharts(app.state.hub)
         app.state.scanner = Scanner(
             session_factory=app.state.session_factory,
             hub=app.state.hub,
@@ -213,6 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.serving = False
             await app.state.scanner.aclose()
             await app.state.hub.aclose()
+            app.state.charts.clear()
             await close_all_connectors()
             app.state.engine.dispose()
 

@@ -36,9 +36,10 @@ from webapp.alarms import service as alarms
 from webapp.alarms.evaluation import LimitState, Reading, Transition, evaluate_all
 from webapp.db import tenant_session, utcnow
 from webapp.health.service import HealthMonitor
+from webapp.live.buffer import Feed
+from webapp.live.hub import LiveHub
 from webapp.series import QUALITY_BAD, datetime_to_ns, ns_to_datetime
 from webapp.tenancy.models import Tenant
-from webapp.timeseries.hub import Feed, LiveHub
 from webapp.timeseries.service import Signal, scale_series
 
 logger = logging.getLogger(__name__)

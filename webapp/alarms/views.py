@@ -56,6 +56,7 @@ from webapp.deps import (
 )
 from webapp.sse import SlotEventSourceResponse
 from webapp.templating import is_htmx, render_page, templates
+from webapp.tenancy.service import live_credentials
 from webapp.types import MAX_DB_ID
 
 router = APIRouter(prefix="/api", tags=["alarms"])
@@ -131,7 +132,6 @@ async def alarm_stream(
     id; from now, or after `Last-Event-ID` (replayed alarms show their current state)."""
     with stream_slot(request, user, settings) as release:
         factory: sessionmaker[Session] = request.app.state.session_factory
-        hub = request.app.state.hub
         tenant_id, digest = user.tenant_id, credential_digest(request)
         interval = settings.alarm_scan_seconds or settings.stream_interval_seconds
         after = _last_event_id(request)
@@ -142,7 +142,7 @@ async def alarm_stream(
             last = after
             while True:
                 # Each tick: the credential still stands (else `close`), then what happened.
-                if digest not in await asyncio.to_thread(hub.live_credentials, {digest}):
+                if digest not in await asyncio.to_thread(live_credentials, factory, {digest}):
                     yield ServerSentEvent(data="session ended", event="close")
                     return
                 for event_id, alarm in await asyncio.to_thread(

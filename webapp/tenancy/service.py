@@ -12,13 +12,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.blackbox.audit import AuditedObject, ConfigAction, changes_between, record_config_change
 from webapp.blackbox.service import record_event
-from webapp.db import AUTH_LOOKUP, bind_tenant, bound_tenant_id, transaction_lock, utcnow
+from webapp.db import (
+    AUTH_LOOKUP,
+    as_utc,
+    bind_tenant,
+    bound_tenant_id,
+    transaction_lock,
+    utcnow,
+)
 from webapp.security import (
     burn_password_check,
     hash_password,
@@ -431,3 +438,55 @@ def set_locale(session: Session, user: User, locale: str) -> None:
     if user.locale != locale:
         user.locale = locale
         session.commit()
+
+
+def live_credentials(factory: sessionmaker[Session], digests: set[str]) -> set[str]:
+    """Which of these session and token digests still authenticate: one query for all (the
+    live hub asks every tick for every open stream). A live stream is activity: its browser
+    session's idle clock is refreshed."""
+    now = utcnow()
+    live_owner = (User.is_active.is_(True), Tenant.is_active.is_(True))
+    statement = union_all(
+        select(
+            UserSession.session_hash.label("digest"),
+            UserSession.tenant_id,
+            session_activity().label("last_seen"),
+        )
+        .join(User, User.id == UserSession.user_id)
+        .join(Tenant, Tenant.id == User.tenant_id)
+        .where(
+            UserSession.session_hash.in_(digests),
+            UserSession.revoked_at.is_(None),
+            UserSession.expires_at > now,
+            *live_owner,
+        ),
+        select(
+            ApiToken.token_hash.label("digest"),
+            ApiToken.tenant_id,
+            literal(None).label("last_seen"),
+        )
+        .join(User, User.id == ApiToken.user_id)
+        .join(Tenant, Tenant.id == User.tenant_id)
+        .where(
+            ApiToken.token_hash.in_(digests),
+            ApiToken.revoked_at.is_(None),
+            ApiToken.expires_at > now,
+            *live_owner,
+        ),
+    )
+    with factory() as session:
+        rows = session.execute(statement.execution_options(**{AUTH_LOOKUP: True})).all()
+        touch_before = now - SESSION_TOUCH_INTERVAL
+        stale: dict[int, list[str]] = {}
+        for row in rows:
+            if row.last_seen is not None and as_utc(row.last_seen) <= touch_before:
+                stale.setdefault(row.tenant_id, []).append(row.digest)
+        for tenant_id, stale_digests in stale.items():
+            bind_tenant(session, tenant_id)
+            session.execute(
+                update(UserSession)
+                .where(UserSession.session_hash.in_(stale_digests))
+                .values(last_seen_at=now)
+            )
+        session.commit()
+        return {row.digest for row in rows}

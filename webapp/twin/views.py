@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -17,7 +16,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.types import Receive, Scope, Send
 
 from webapp.alarms import service as alarm_service
 from webapp.alarms.presenters import Banner, Viewer, alarm_rows, read_banner, viewer_of
@@ -41,13 +39,13 @@ from webapp.health import service as health_service
 from webapp.health.presenters import health_panel, vibration_class
 from webapp.health.service import AssetHealthView
 from webapp.integrations.service import SourceAccess
+from webapp.live.grid import CardReadings, read_cards
+from webapp.live.hub import LiveHub
+from webapp.live.transport import LiveEventSourceResponse, event_id
 from webapp.series import Series
-from webapp.sse import SlotEventSourceResponse
 from webapp.templating import in_locale, is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
 from webapp.timeseries import service as series_service
-from webapp.timeseries.grid import CardReadings, read_cards
-from webapp.timeseries.hub import SERVER_SEND, LiveHub, ns_to_event_id
 from webapp.timeseries.schemas import (
     MetricDetail,
     MetricList,
@@ -57,6 +55,7 @@ from webapp.timeseries.schemas import (
 )
 from webapp.timeseries.service import SeriesMode, SeriesRead, Signal, SourceUnavailable
 from webapp.twin.charts import ChartLimit
+from webapp.twin.live_charts import LiveCharts
 from webapp.twin.presenters import (
     RANGE_SPANS,
     CardValue,
@@ -72,31 +71,6 @@ from webapp.twin.schemas import TwinAssetList, TwinAssetOut
 from webapp.types import UTCDatetime, utc_from
 
 router = APIRouter()
-
-
-class LiveEventSourceResponse(SlotEventSourceResponse):
-    """An SSE response whose events the live hub writes straight to the connection.
-
-    sse-starlette still runs the response (headers, heartbeats, noticing the client leave or
-    the server stop); once the headers are out, `serve` gets the server's `send` (see
-    ServerSendMiddleware) and writes until the stream ends, returning True when it ended by
-    revocation."""
-
-    def __init__(
-        self, serve: Callable[[Send], Awaitable[bool]], *, release: Callable[[], None]
-    ) -> None:
-        super().__init__(self._events(), release=release)
-        self._serve = serve
-        self._send: Send | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._send = scope.get(SERVER_SEND, send)
-        await super().__call__(scope, receive, send)
-
-    async def _events(self) -> AsyncIterator[ServerSentEvent]:
-        assert self._send is not None  # first asked for right after the headers were sent
-        if await self._serve(self._send):
-            yield ServerSentEvent(data="session ended", event="close")
 
 
 CARD_READ_BUDGET_SECONDS = 1.5
@@ -318,6 +292,10 @@ OrderQuery = Annotated[
 
 def _hub(request: Request) -> LiveHub:
     return request.app.state.hub
+
+
+def _charts(request: Request) -> LiveCharts:
+    return request.app.state.charts
 
 
 async def _card_values(
@@ -604,13 +582,13 @@ def _last_event_time(request: Request) -> datetime | None:
 
 
 async def _ensure_chart(
-    hub: LiveHub, db: Session, user: User, signal: Signal, chart_range: ChartRange,
+    charts: LiveCharts, db: Session, user: User, signal: Signal, chart_range: ChartRange,
     sources: SourceAccess,
 ) -> tuple[int, str]:
     """Seed the shared chart of (mapping, range); the stream's one SENSOR event is this read."""
     read = await read_series_for_user(db, user, signal, chart_window(chart_range), sources)
     key = (signal.mapping_id, chart_range.value)
-    hub.seed_chart(
+    charts.seed(
         key, read.series, signal=signal, window=lambda: chart_window(chart_range),
         plot=RANGE_SPANS[chart_range] is not None,
     )
@@ -639,27 +617,28 @@ async def metric_fragment_stream(
     with stream_slot(request, user, settings) as release:
         # The chart's limits are read once, here (one edited later shows on the next stream).
         signal, limits = await db_call(db, _signal_and_limits, asset_id, metric_name)
-        chart_key = await _ensure_chart(hub, db, user, signal, chart_range, sources)
+        charts = _charts(request)
+        chart_key = await _ensure_chart(charts, db, user, signal, chart_range, sources)
         # Everything the stream needs is copied now: no database session while it streams.
         locale, timezone = request.state.locale, user.tenant.timezone
         digest, after = credential_digest(request), _last_event_time(request)
 
         def events(newest: Series, *, with_chart: bool) -> bytes:
-            chart_series = hub.chart_for(chart_key)
+            chart_series = charts.chart_for(chart_key)
             context = metric_context(
                 signal=signal, chart_range=chart_range, series=chart_series,
                 source=hub.source_of(signal), timezone=timezone, locale=locale,
                 interval_seconds=settings.stream_interval_seconds, limits=limits,
                 latest=newest,
             )
-            event_id = ns_to_event_id(int(newest.timestamps[-1])) if len(newest) else None
+            reading_id = event_id(int(newest.timestamps[-1])) if len(newest) else None
             parts = [("latest", "_metric_latest.html")]
             if with_chart:
                 parts += [("chart", "_metric_chart.html"), ("table", "_metric_table.html")]
             return b"".join(
                 ServerSentEvent(
                     data=render_partial(template, context, locale=locale), event=name,
-                    id=event_id,
+                    id=reading_id,
                 ).encode()
                 for name, template in parts
             )
@@ -670,10 +649,10 @@ async def metric_fragment_stream(
                 return events(newest, with_chart=True), int(newest.timestamps[-1])
             # The feed's first poll is still out: the chart's last sample for now, and the
             # feed's first reading follows as soon as it is in.
-            return events(hub.chart_for(chart_key).tail(1), with_chart=True), None
+            return events(charts.chart_for(chart_key).tail(1), with_chart=True), None
 
         def render(batch: Series) -> bytes:
-            return events(batch.tail(1), with_chart=hub.chart_changed_in(chart_key, batch))
+            return events(batch.tail(1), with_chart=charts.chart_changed_in(chart_key, batch))
 
         return LiveEventSourceResponse(
             lambda send: hub.stream(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import Send
 
+from webapp.live.transport import body
 from webapp.series import Series
 from webapp.timeseries.service import Signal
 
@@ -32,10 +33,6 @@ logger = logging.getLogger(__name__)
 CARDS_PER_ASSET = 2
 READ_BUDGET_FRACTION = 0.75  # of the interval: a slow source's cards keep their last state
 VIEWER_BACKLOG = 32  # ticks a viewer may be behind before it is ended (it reconnects)
-
-
-def _body(data: bytes) -> dict[str, object]:
-    return {"type": "http.response.body", "body": data, "more_body": True}
 
 
 async def read_cards(
@@ -126,14 +123,14 @@ class LiveGrids:
             opening = b"".join(grid.sent.values())
             if grid.task is None or grid.task.done():
                 grid.task = asyncio.create_task(self._run(key, grid))
-            await send(_body(opening))
+            await send(body(opening))
             while True:
                 message = asyncio.ensure_future(viewer.queue.get())
                 await asyncio.wait({message, viewer.ended}, return_when=asyncio.FIRST_COMPLETED)
                 if viewer.ended.done():
                     message.cancel()
                     return viewer.ended.result()
-                await send(_body(message.result()))
+                await send(body(message.result()))
         except OSError:
             return False
         finally:
