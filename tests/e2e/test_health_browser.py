@@ -139,10 +139,12 @@ def test_opening_an_asset_moves_no_card_to_another_row_or_column(
     assert min(widths) >= 150
 
 
+@pytest.mark.parametrize("width", [1024, 1920])
 def test_the_open_data_table_and_focus_survive_live_updates(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, width: int
 ) -> None:
     """§18: live `latest` events never close the table an operator opened, nor take focus."""
+    page.set_viewport_size({"width": width, "height": 900})
     log_in(page, live_server)
     page.locator("[data-role=asset-card]").first.click()
     view = page.locator("#metric-view [data-role=metric-view]")
