@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +22,7 @@ from webapp.db import (
     APP_ROLE,
     AUTH_LOOKUP,
     TenantMixin,
+    bind_tenant,
     create_db_engine,
     create_session_factory,
     role_bypasses_rls,
@@ -237,6 +238,74 @@ def test_tenant_setting_does_not_survive_a_rollback(
         assert raw_asset_ids(session) == ids(tenant_a)
     with tenant_session(one_connection_factory, None) as session:
         assert raw_asset_ids(session) == set()
+
+
+def test_the_tenant_setting_rides_on_the_first_statement_in_one_round_trip(
+    pg_url: str, one_connection_factory: sessionmaker[Session], tenant_a: TenantWorld,
+    tenant_b: TenantWorld,
+) -> None:
+    """§17: no separate set_config per transaction; the scoping is the same."""
+    engine = one_connection_factory.kw["bind"]
+    executions: list[str] = []
+    listener = lambda *args: executions.append(args[2])  # noqa: E731 (statement)
+    event.listen(engine, "after_cursor_execute", listener)
+    try:
+        with tenant_session(one_connection_factory, tenant_a.tenant.id) as session:
+            assert raw_asset_ids(session) == ids(tenant_a)
+            assert raw_asset_ids(session) == ids(tenant_a)
+        assert len(executions) == 2, executions  # no statement of its own for the setting
+        assert executions[0].startswith("SELECT set_config('app.tenant_id'")
+        assert "set_config" not in executions[1]
+    finally:
+        event.remove(engine, "after_cursor_execute", listener)
+
+
+@pytest.mark.parametrize("ending", ["rollback", "commit", "close"])
+def test_a_transaction_without_a_statement_leaves_no_tenant_for_the_next(
+    pg_url: str, one_connection_factory: sessionmaker[Session], tenant_a: TenantWorld,
+    ending: str,
+) -> None:
+    """A pending tenant setting never outlives its transaction: the pool's next user of the
+    same connection (raw, or bound to no tenant) sees nothing."""
+    engine = one_connection_factory.kw["bind"]
+    session = one_connection_factory()
+    bind_tenant(session, tenant_a.tenant.id)
+    session.connection()  # begins: the setting is pending, no statement ran
+    getattr(session, ending)()
+    session.close()
+    with engine.connect() as connection:
+        assert connection.execute(
+            text("SELECT current_setting('app.tenant_id', true)")
+        ).scalar_one() in (None, "")
+        assert connection.execute(text("SELECT count(*) FROM asset")).scalar_one() == 0
+    with tenant_session(one_connection_factory, None) as unbound:
+        assert raw_asset_ids(unbound) == set()
+
+
+def test_a_bulk_insert_as_the_first_statement_is_still_scoped(
+    pg_url: str, one_connection_factory: sessionmaker[Session], tenant_a: TenantWorld,
+    tenant_b: TenantWorld, owner_engine: Engine,
+) -> None:
+    """executemany cannot carry the setting in front: it is sent on its own first."""
+    insert = text(
+        "INSERT INTO asset (tenant_id, code, name, asset_type, criticality) "
+        "VALUES (:tenant_id, :code, 'bulk', 'pump', 'low')"
+    )
+    with tenant_session(one_connection_factory, tenant_a.tenant.id) as session:
+        session.execute(insert, [{"tenant_id": tenant_a.tenant.id, "code": f"BULK-{n}"}
+                                 for n in range(3)])
+        session.commit()
+    with (
+        tenant_session(one_connection_factory, tenant_a.tenant.id) as session,
+        pytest.raises(DBAPIError, match="row-level security"),
+    ):
+        session.execute(insert, [{"tenant_id": tenant_b.tenant.id, "code": "BULK-X"},
+                                 {"tenant_id": tenant_b.tenant.id, "code": "BULK-Y"}])
+    with owner_engine.connect() as connection:
+        codes = connection.execute(
+            text("SELECT code FROM asset WHERE name = 'bulk' ORDER BY code")
+        ).scalars().all()
+    assert codes == ["BULK-0", "BULK-1", "BULK-2"]
 
 
 # --- the one unscoped read: authentication -------------------------------------------------

@@ -15,6 +15,7 @@ Tenant safety lives here and nowhere else:
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -140,7 +141,10 @@ def create_db_engine(url: str, *, as_app_role: bool = True, **kwargs: Any) -> En
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
     else:
-        kwargs.setdefault("pool_pre_ping", True)
+        # No ping per checkout (a round trip on every request): connections are recycled
+        # instead, and one a restarted server dropped is invalidated on its first error.
+        kwargs.setdefault("pool_pre_ping", False)
+        kwargs.setdefault("pool_recycle", 1800)
         # Enough connections for the worker threads (40 by default): a smaller pool makes
         # requests queue and churns overflow connections (each a new backend + SET ROLE).
         kwargs.setdefault("pool_size", 20)
@@ -166,6 +170,9 @@ def create_db_engine(url: str, *, as_app_role: bool = True, **kwargs: Any) -> En
             cursor.execute(f"SET ROLE {APP_ROLE}")
             cursor.close()
             dbapi_connection.commit()
+
+    if engine.dialect.name == "postgresql":
+        _fold_settings(engine)
 
     return engine
 
@@ -244,12 +251,64 @@ def tenant_session(factory: sessionmaker[Session], tenant_id: int | None) -> Ite
         yield session
 
 
-def _set_transaction_tenant(connection: Any, tenant_id: int | None) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            text("SELECT set_config('app.tenant_id', :tenant_id, true)"),
-            {"tenant_id": "" if tenant_id is None else str(tenant_id)},
+PENDING_SETTINGS = "optria_pending_settings"
+_FOLDING_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+# The only transaction-local settings the app sets (names are never taken from input).
+_SETTINGS = ("app.tenant_id", "app.auth_lookup")
+
+
+def _fold_settings(engine: Engine) -> None:
+    """Transaction-local settings (the tenant, the auth-lookup flag) ride on the transaction's
+    next statement instead of a round trip each: they wait on the connection and go in front
+    of that statement (psycopg2 sends both as one query; the result is the statement's), so
+    they are in force before it runs, exactly as a statement of their own would be. Never
+    left behind: a transaction that ends, or a connection that goes back to the pool, without
+    another statement drops them (they would have ended with the transaction anyway)."""
+    _FOLDING_ENGINES.add(engine)
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _carry_pending_settings(
+        connection: Any, cursor: Any, statement: str, parameters: Any, _context: Any,
+        executemany: bool,
+    ) -> tuple[str, Any]:
+        pending: dict[str, str] | None = connection.info.pop(PENDING_SETTINGS, None)
+        if not pending:
+            return statement, parameters
+        prefix = "".join(
+            f"SELECT set_config('{name}', %(optria_setting_{index})s, true); "
+            for index, name in enumerate(pending)
         )
+        values = {f"optria_setting_{index}": value for index, value in enumerate(pending.values())}
+        if executemany or not isinstance(parameters, dict):
+            cursor.execute(prefix.rstrip("; "), values)
+            return statement, parameters
+        return prefix + statement, {**parameters, **values}
+
+    def _drop_pending(connection: Any, *_args: Any) -> None:
+        connection.info.pop(PENDING_SETTINGS, None)
+
+    event.listen(engine, "commit", _drop_pending)
+    event.listen(engine, "rollback", _drop_pending)
+
+    @event.listens_for(engine, "checkin")
+    def _drop_pending_on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info.pop(PENDING_SETTINGS, None)
+
+
+def _set_transaction_setting(connection: Any, name: str, value: str) -> None:
+    """Set a transaction-local setting before the transaction's next statement runs."""
+    assert name in _SETTINGS
+    if connection.dialect.name != "postgresql":
+        return
+    if connection.engine in _FOLDING_ENGINES:
+        connection.info.setdefault(PENDING_SETTINGS, {})[name] = value
+        return
+    connection.execute(text(f"SELECT set_config('{name}', :value, true)"), {"value": value})
+
+
+def _set_transaction_tenant(connection: Any, tenant_id: int | None) -> None:
+    value = "" if tenant_id is None else str(tenant_id)
+    _set_transaction_setting(connection, "app.tenant_id", value)
 
 
 @event.listens_for(Session, "after_begin")
@@ -320,15 +379,16 @@ def _run_auth_lookup(state: ORMExecuteState) -> Any:
     if connection.dialect.name != "postgresql":
         return None
     # The narrow `auth_lookup` policies (SELECT only, on user / user_session / api_token)
-    # admit rows only while this flag is on, i.e. for this one statement.
-    connection.execute(text("SELECT set_config('app.auth_lookup', 'on', true)"))
+    # admit rows only while this flag is on, i.e. for this one statement: set in front of it,
+    # and off again in front of whatever the transaction runs next.
+    _set_transaction_setting(connection, "app.auth_lookup", "on")
     try:
         return state.invoke_statement().freeze()()
     finally:
         # After a failed lookup the transaction is aborted and its rollback clears the flag;
-        # resetting it here would only hide the real error.
+        # resetting it at once (an engine that does not fold) would only hide the real error.
         with contextlib.suppress(DBAPIError):
-            connection.execute(text("SELECT set_config('app.auth_lookup', '', true)"))
+            _set_transaction_setting(connection, "app.auth_lookup", "")
 
 
 @event.listens_for(Session, "before_flush")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, delete, func, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, contains_eager, sessionmaker
 
 from webapp.blackbox.audit import AuditedObject, ConfigAction, changes_between, record_config_change
 from webapp.blackbox.service import record_event
@@ -404,6 +404,9 @@ def _credential_owner(
     return (
         select(User)
         .join(model, model.user_id == User.id)
+        # The tenant in the same statement (one round trip, not a lazy load after it).
+        .join(User.tenant)
+        .options(contains_eager(User.tenant))
         .where(
             digest == token_digest(raw),
             model.revoked_at.is_(None),

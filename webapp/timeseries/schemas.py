@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import orjson
 from pydantic import BaseModel
+from starlette.responses import Response
 
 from webapp.series import QUALITY_NAMES, Series
 
@@ -73,3 +75,13 @@ def point_dicts(series: Series, unit: str | None) -> list[dict[str, object]]:
             iso_timestamps(series.timestamps), values, qualities, strict=True
         )
     ]
+
+
+class FastJSONResponse(Response):
+    """JSON written by orjson: a series of thousands of points several times faster than the
+    standard library (non-finite floats, which JSON cannot hold, come out as null)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -47,6 +47,7 @@ from webapp.templating import in_locale, is_htmx, render_page, render_partial
 from webapp.tenancy.models import User
 from webapp.timeseries import service as series_service
 from webapp.timeseries.schemas import (
+    FastJSONResponse,
     MetricDetail,
     MetricList,
     SeriesOut,
@@ -211,11 +212,12 @@ async def metric_series(
     user: CurrentUser,
     sources: SourcesDep,
     window: WindowQuery,
-) -> JSONResponse:
+) -> FastJSONResponse:
     signal = await db_call(db, _signal_or_404, asset_id, metric_name)
     read = await read_series_for_user(db, user, signal, window, sources)
-    # Built directly: a response model would re-validate thousands of points.
-    return JSONResponse(
+    # Built directly: a response model would re-validate thousands of points; orjson writes
+    # them several times faster than the standard library.
+    return FastJSONResponse(
         {
             "asset_id": asset_id,
             "metric": signal.metric,
