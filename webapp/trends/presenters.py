@@ -16,9 +16,15 @@ import numpy as np
 
 from webapp.series import Series, datetime_to_ns, ns_to_datetime
 from webapp.templating import format_local_time, gettext
-from webapp.timeseries.service import SeriesMode, SeriesWindow, WindowError, resolve_window
+from webapp.timeseries.service import SeriesMode, SeriesWindow, resolve_window
 from webapp.twin.charts import format_value
-from webapp.twin.presenters import N_, PLOT_POINTS, metric_label
+from webapp.twin.presenters import (
+    N_,
+    PLOT_POINTS,
+    custom_window,
+    metric_label,
+    refuse_custom_times,
+)
 from webapp.twin.ranges import RangeSource
 from webapp.types import MAX_DB_ID
 
@@ -99,16 +105,8 @@ def trend_window(
     span up to now; `custom`: mode=plot over from_time…to_time, validated like the series API
     (WindowError → 422)."""
     if trend_range is TrendRange.custom:
-        if from_time is None or to_time is None:
-            missing = "from_time" if from_time is None else "to_time"
-            raise WindowError(missing, f"{missing} is required with range=custom")
-        return resolve_window(
-            from_time=from_time, to_time=to_time, limit=PLOT_POINTS, mode=SeriesMode.plot,
-            now=now,
-        )
-    if from_time is not None or to_time is not None:
-        name = "from_time" if from_time is not None else "to_time"
-        raise WindowError(name, f"{name} applies only with range=custom")
+        return custom_window(from_time, to_time, now=now)
+    refuse_custom_times(from_time, to_time)
     if trend_range is TrendRange.last_100:
         return resolve_window(from_time=None, to_time=None, limit=100, mode=SeriesMode.raw,
                               now=now)

@@ -76,6 +76,26 @@ def range_label(chart_range: ChartRange) -> str:
     return gettext(RANGE_LABELS[chart_range])
 
 
+def custom_window(
+    from_time: datetime | None, to_time: datetime | None, *, now: datetime | None = None
+) -> SeriesWindow:
+    """`range=custom` (metric view and /trends): mode=plot over from_time…to_time, both
+    required, validated like the series API (WindowError → 422)."""
+    if from_time is None or to_time is None:
+        missing = "from_time" if from_time is None else "to_time"
+        raise WindowError(missing, f"{missing} is required with range=custom")
+    return resolve_window(
+        from_time=from_time, to_time=to_time, limit=PLOT_POINTS, mode=SeriesMode.plot, now=now
+    )
+
+
+def refuse_custom_times(from_time: datetime | None, to_time: datetime | None) -> None:
+    """A window's ends belong to `range=custom` only (WindowError → 422)."""
+    if from_time is not None or to_time is not None:
+        name = "from_time" if from_time is not None else "to_time"
+        raise WindowError(name, f"{name} applies only with range=custom")
+
+
 def chart_window(
     chart_range: ChartRange, *, from_time: datetime | None = None,
     to_time: datetime | None = None,
@@ -84,15 +104,8 @@ def chart_window(
     mode=plot over from_time…to_time, both required and validated like the series API
     (WindowError → 422), which apply to nothing else."""
     if chart_range is ChartRange.custom:
-        if from_time is None or to_time is None:
-            missing = "from_time" if from_time is None else "to_time"
-            raise WindowError(missing, f"{missing} is required with range=custom")
-        return resolve_window(
-            from_time=from_time, to_time=to_time, limit=PLOT_POINTS, mode=SeriesMode.plot
-        )
-    if from_time is not None or to_time is not None:
-        name = "from_time" if from_time is not None else "to_time"
-        raise WindowError(name, f"{name} applies only with range=custom")
+        return custom_window(from_time, to_time)
+    refuse_custom_times(from_time, to_time)
     span = RANGE_SPANS[chart_range]
     if span is None:
         return resolve_window(from_time=None, to_time=None, limit=100, mode=SeriesMode.raw)
