@@ -60,7 +60,10 @@ def seed_demo(settings: Settings) -> None:
     )
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, workers: int = 1) -> None:
+    """Serve with `workers` processes. Each runs its own live hub (its viewers' feeds) and
+    checks credentials in the database every tick; one of them, elected by a PostgreSQL
+    advisory lock, runs the alarm and health scanner. SQLite has no such lock: one process."""
     import uvicorn
 
     if not settings.secret_key:
@@ -68,7 +71,15 @@ def serve(settings: Settings) -> None:
             "OPTRIA_SECRET_KEY is required outside demo mode "
             "(set it, or OPTRIA_DEMO_MODE=true for the local demo)"
         )
-    uvicorn.run("webapp.main:create_app", factory=True, host=settings.host, port=settings.port)
+    if workers < 1:
+        raise CommandError("--workers must be at least 1")
+    if workers > 1 and not settings.database_url.startswith("postgresql"):
+        raise CommandError(
+            "--workers above 1 needs PostgreSQL (its advisory lock elects the one process that "
+            "scans alarms); SQLite serves one process"
+        )
+    uvicorn.run("webapp.main:create_app", factory=True, host=settings.host, port=settings.port,
+                workers=workers)
 
 
 def create_tenant_command(settings: Settings, code: str, name: str, timezone: str) -> int:
@@ -183,7 +194,9 @@ def _main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     commands.add_parser("seed-demo", help="create or complete the ARAMCO_DEMO tenant")
-    commands.add_parser("serve", help="serve the web app")
+    serve_parser = commands.add_parser("serve", help="serve the web app")
+    serve_parser.add_argument("--workers", type=int, default=1,
+                              help="processes to serve with (PostgreSQL only above 1)")
     commands.add_parser("demo", help="migrate, seed the demo tenant and serve")
     tenant_parser = commands.add_parser("create-tenant", help="create a tenant")
     tenant_parser.add_argument("code")
@@ -208,7 +221,7 @@ def _main(argv: list[str] | None = None) -> int:
     elif args.command == "seed-demo":
         seed_demo(settings)
     elif args.command == "serve":
-        serve(settings)
+        serve(settings, args.workers)
     elif args.command == "demo":
         migrate(settings)
         seed_demo(settings)
