@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from webapp.integrations.service import SourceAccess
 from webapp.live.buffer import Feed
 from webapp.live.hub import LiveHub
 from webapp.series import Series
@@ -65,8 +64,6 @@ class LiveCharts:
 
     def __init__(self, hub: LiveHub) -> None:
         self.hub = hub
-        self.sources: SourceAccess = hub.sources
-        self.interval = hub.interval
         self.charts: dict[Hashable, ChartState] = {}
         hub.before_fan_out.append(self.redraw_due)
         hub.on_end_streams.append(self.forget)
@@ -140,7 +137,7 @@ class LiveCharts:
         ]
         for state in due:
             try:
-                read = await read_series(state.signal, state.window(), self.sources)
+                read = await read_series(state.signal, state.window(), self.hub.sources)
             except SourceUnavailable:
                 read = None
             if read is not None and not _same_drawing(read.series, state.series):
@@ -150,7 +147,7 @@ class LiveCharts:
             else:
                 # Not in the source yet (or it failed): asked again soon, not every tick.
                 state.next_read = now + (PLOT_REDRAW_SECONDS if state.plot else min(
-                    max(self.interval, state.cadence_ns / 4e9), 15.0))
+                    max(self.hub.interval, state.cadence_ns / 4e9), 15.0))
 
     def forget(
         self, tenant_id: int, mapping_id: int | None, integration_id: int | None
