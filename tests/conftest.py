@@ -29,6 +29,7 @@ from webapp.assets.models import Asset
 from webapp.cli import migrate
 from webapp.config import PROJECT_ROOT, Settings
 from webapp.db import create_db_engine, tenant_session
+from webapp.invalidation import clear_all_caches
 from webapp.main import create_app
 from webapp.models import Base
 from webapp.tenancy.models import Role, Tenant, User
@@ -175,6 +176,8 @@ def _clean_database(request: pytest.FixtureRequest) -> None:
     """Every test that touches the database starts from empty tables."""
     if "owner_engine" in request.fixturenames or "app" in request.fixturenames:
         _clean(request.getfixturevalue("owner_engine"))
+        # Emptied underneath the app (no change announced): ids may be reused by SQLite.
+        clear_all_caches()
 
 
 @pytest.fixture

@@ -192,6 +192,10 @@ def role_bypasses_rls(engine: Engine) -> bool:
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # Its Session hooks announce changes to cached rows (DESIGN.md §17); it imports this
+    # module, hence imported here, where every session of the app is made.
+    import webapp.invalidation  # noqa: F401
+
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 

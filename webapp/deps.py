@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -12,13 +13,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
+from webapp.blackbox.writer import EventWriter
 from webapp.config import Settings
+from webapp.db import bind_tenant, utcnow
 from webapp.integrations.service import SourceAccess
+from webapp.invalidation import TenantCache
 from webapp.live.hub import TooManyStreams
 from webapp.security import csrf_token_for, csrf_token_matches, token_digest
 from webapp.templating import SUPPORTED_LOCALES, is_htmx
 from webapp.tenancy.models import ROLE_RANK, Role, User
 from webapp.tenancy.service import set_locale, user_for_api_token, user_for_session
+from webapp.timeseries.service import SignalCache
 from webapp.types import MAX_DB_ID
 
 T = TypeVar("T")
@@ -48,6 +53,21 @@ def get_sources(request: Request) -> SourceAccess:
     return request.app.state.sources
 
 
+def get_blackbox(request: Request) -> EventWriter:
+    return request.app.state.blackbox
+
+
+# The process's BlackBox group-commit writer (the read path's events, DESIGN.md §17).
+BlackBoxDep = Annotated[EventWriter, Depends(get_blackbox)]
+
+
+def get_signal_cache(request: Request) -> SignalCache:
+    return request.app.state.signals
+
+
+SignalsDep = Annotated[SignalCache, Depends(get_signal_cache)]
+
+
 # How this deployment reaches historians: timeout, egress policy, secret vault.
 SourcesDep = Annotated[SourceAccess, Depends(get_sources)]
 
@@ -68,17 +88,47 @@ def idle_timeout(settings: Settings) -> timedelta:
     return timedelta(minutes=settings.session_idle_minutes)
 
 
+# (how, digest of the session id or token) → the user it authenticates, detached, shared by the
+# requests that hit it: read it, never change it.
+PrincipalCache = TenantCache[tuple[str, str], User]
+
+
 def _authenticate(request: Request, db: Session, settings: Settings) -> User | None:
+    """The credential's user, from the principal cache or one lookup; binds `db` to the tenant."""
     token = bearer_token(request)
     if token is not None:
         request.state.auth_via = "bearer"
-        return user_for_api_token(db, token)
-    session_id = request.session.get(SESSION_KEY)
-    if not session_id:
+        key = ("bearer", token_digest(token))
+    else:
+        session_id = request.session.get(SESSION_KEY)
+        if not session_id:
+            return None
+        request.state.auth_via = "session"
+        request.state.session_id = session_id
+        key = ("session", token_digest(session_id))
+    principals: PrincipalCache = request.app.state.principals
+    cached = principals.get(key)
+    if cached is not None:
+        bind_tenant(db, cached.tenant_id)
+        return cached
+    generation = principals.generation
+    if token is not None:
+        credential = user_for_api_token(db, token)
+    else:
+        credential = user_for_session(db, session_id, idle_timeout=idle_timeout(settings))
+    if credential is None:
         return None
-    request.state.auth_via = "session"
-    request.state.session_id = session_id
-    return user_for_session(db, session_id, idle_timeout=idle_timeout(settings))
+    user = credential.user
+    # End the read transaction: the connection returns to the pool until the next query,
+    # so an async view awaiting a slow historian never pins one. The principal becomes a
+    # detached snapshot, so a later rollback (a failed lookup) cannot expire it mid-render.
+    db.commit()
+    db.expunge(user.tenant)
+    db.expunge(user)
+    seconds_left = (credential.expires_at - utcnow()).total_seconds()
+    principals.put(key, user, tenant_id=user.tenant_id, generation=generation,
+                   until=time.monotonic() + seconds_left)
+    return user
 
 
 def get_current_user(
@@ -96,19 +146,17 @@ def get_current_user(
     if user is None:
         raise NotAuthenticated()
     requested_locale = request.query_params.get("lang")
-    if requested_locale in SUPPORTED_LOCALES:
-        set_locale(db, user, requested_locale)
+    if requested_locale in SUPPORTED_LOCALES and requested_locale != user.locale:
+        stored = db.get(User, user.id)  # the row itself: the snapshot is shared and read-only
+        if stored is not None:
+            set_locale(db, stored, requested_locale)
+            db.expunge(stored)
+            user = _authenticate(request, db, settings) or user
     request.state.user = user
     request.state.locale = user.locale if user.locale in SUPPORTED_LOCALES else "en"
     session_id = getattr(request.state, "session_id", None)
     if session_id:
         request.state.csrf_token = csrf_token_for(session_id, settings.secret_key)
-    # End the read transaction: the connection returns to the pool until the next query,
-    # so an async view awaiting a slow historian never pins one. The principal becomes a
-    # detached snapshot, so a later rollback (a failed lookup) cannot expire it mid-render.
-    db.commit()
-    db.expunge(user.tenant)
-    db.expunge(user)
     return user
 
 
@@ -208,12 +256,14 @@ def wants_json(request: Request) -> bool:
 __all__ = [
     "AdminUser",
     "AssetId",
+    "BlackBoxDep",
     "CurrentUser",
     "EngineerUser",
     "NotAuthenticated",
     "OperatorUser",
     "SessionDep",
     "SettingsDep",
+    "SignalsDep",
     "SourcesDep",
     "get_current_user",
     "is_htmx",

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from webapp.alarms import views as alarm_views
 from webapp.assets import views as asset_views
 from webapp.blackbox import views as blackbox_views
+from webapp.blackbox.writer import EventWriter
 from webapp.config import PROJECT_ROOT, Settings, get_settings
 from webapp.connectors.registry import close_all_connectors
 from webapp.db import create_db_engine, create_session_factory, role_bypasses_rls, tenant_session
@@ -32,6 +33,7 @@ from webapp.health import views as health_views
 from webapp.health.service import HealthMonitor
 from webapp.integrations import views as integration_views
 from webapp.integrations.service import SourceAccess
+from webapp.invalidation import InvalidationListener, TenantCache, Topic
 from webapp.live.hub import LiveHub
 from webapp.live.transport import ServerSendMiddleware
 from webapp.logbook import views as logbook_views
@@ -196,12 +198,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         if settings.demo_mode:
             seed_demo_mappings_if_tenant_exists(app.state.session_factory, settings)
+        app.state.invalidations = InvalidationListener(
+            app.state.engine, [app.state.principals, app.state.signals]
+        )
+        app.state.invalidations.start()
         app.state.hub = LiveHub(
             interval=settings.stream_interval_seconds,
             sources=app.state.sources,
             check_credentials=partial(live_credentials, app.state.session_factory),
         )
         app.state.charts = LiveCharts(app.state.hub)
+        app.state.blackbox = EventWriter(app.state.session_factory)
+        app.state.blackbox.start()
         app.state.scanner = Scanner(
             session_factory=app.state.session_factory,
             hub=app.state.hub,
@@ -218,8 +226,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.serving = False
             await app.state.scanner.aclose()
             await app.state.hub.aclose()
+            # After the streams: their last reads' events are committed before the pool closes.
+            await app.state.blackbox.aclose()
             app.state.charts.clear()
             await close_all_connectors()
+            app.state.invalidations.stop()
             app.state.engine.dispose()
 
     app = FastAPI(
@@ -234,6 +245,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
     app.state.sources = SourceAccess.from_settings(settings)
+    # Who a credential is and what a signal maps to, for a few seconds (DESIGN.md §17).
+    app.state.principals = TenantCache(Topic.principals)
+    app.state.signals = TenantCache(Topic.signals)
 
     app.add_middleware(
         SessionMiddleware,

@@ -54,6 +54,21 @@ _EVENT_TABLE = BlackBoxEvent.__table__
 _CHAIN_COLUMNS = [getattr(BlackBoxEvent, name) for name in (*HASHED_FIELDS, "hash")]
 
 
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event before it joins the chain: everything but its id, times and hashes."""
+
+    tenant_id: int
+    asset_id: int | None
+    source_system: str
+    source_type: str
+    event_category: str
+    severity: str
+    summary: str
+    payload: dict[str, Any]
+    event_time: datetime | None = None
+
+
 def record_event(
     session: Session,
     *,
@@ -68,7 +83,21 @@ def record_event(
     event_time: datetime | None = None,
 ) -> BlackBoxEvent:
     """Append one event to its tenant's chain; the caller's transaction decides when it lands."""
-    if bound_tenant_id(session) != tenant_id:
+    draft = EventDraft(
+        tenant_id=tenant_id, asset_id=asset_id, source_system=source_system,
+        source_type=source_type, event_category=event_category, severity=severity,
+        summary=summary, payload=payload, event_time=event_time,
+    )
+    return append_events(session, [draft])[0]
+
+
+def append_events(session: Session, drafts: Sequence[EventDraft]) -> list[BlackBoxEvent]:
+    """Append drafts, in order, to the bound tenant's chain: one lock, one id query, one head
+    read for the lot (the group commit's batch, DESIGN.md §17). The caller commits."""
+    tenant_id = bound_tenant_id(session)
+    if not drafts:
+        return []
+    if tenant_id is None or any(draft.tenant_id != tenant_id for draft in drafts):
         # Checked now, not at flush: the lock and the head below are the bound tenant's.
         raise TenantScopeError("cannot record an event for a tenant the session is not bound to")
     # Transaction-scoped: released by the caller's commit or rollback. On SQLite this is the
@@ -77,24 +106,28 @@ def record_event(
     # Events recorded earlier in this transaction come first in the chain: write them now.
     session.flush()
     now = utcnow()
-    fields: dict[str, Any] = {
-        "id": _next_event_id(session),
-        "tenant_id": tenant_id,
-        "asset_id": asset_id,
-        "source_system": source_system,
-        "source_type": source_type,
-        "event_category": event_category,
-        "event_time": event_time or now,
-        "severity": severity,
-        "summary": summary[:500],
-        # Our own copy: a caller changing its dict before the flush would break the hash.
-        "payload": copy.deepcopy(payload),
-        "created_at": now,
-        "prev_hash": _chain_head(session),
-    }
-    event = BlackBoxEvent(**fields, hash=event_hash(fields))
-    session.add(event)
-    return event
+    previous_hash = _chain_head(session)
+    events = []
+    for event_id, draft in zip(_next_event_ids(session, len(drafts)), drafts, strict=True):
+        fields: dict[str, Any] = {
+            "id": event_id,
+            "tenant_id": tenant_id,
+            "asset_id": draft.asset_id,
+            "source_system": draft.source_system,
+            "source_type": draft.source_type,
+            "event_category": draft.event_category,
+            "event_time": draft.event_time or now,
+            "severity": draft.severity,
+            "summary": draft.summary[:500],
+            # Our own copy: a caller changing its dict before the flush would break the hash.
+            "payload": copy.deepcopy(draft.payload),
+            "created_at": now,
+            "prev_hash": previous_hash,
+        }
+        previous_hash = event_hash(fields)
+        events.append(BlackBoxEvent(**fields, hash=previous_hash))
+    session.add_all(events)
+    return events
 
 
 def verify_chain(session: Session, *, batch_size: int = VERIFY_BATCH_SIZE) -> ChainVerification:
@@ -102,15 +135,23 @@ def verify_chain(session: Session, *, batch_size: int = VERIFY_BATCH_SIZE) -> Ch
     return verify(_events_in_chain_order(session, batch_size))
 
 
-def _next_event_id(session: Session) -> int:
+def _next_event_ids(session: Session, count: int) -> list[int]:
+    """`count` fresh event ids, ascending (taken under the chain lock, so they follow the head)."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        return connection.execute(
-            text("SELECT nextval(pg_get_serial_sequence('blackbox_event', 'id'))")
-        ).scalar_one()
+        return sorted(
+            connection.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('blackbox_event', 'id')) "
+                    "FROM generate_series(1, :count)"
+                ),
+                {"count": count},
+            ).scalars()
+        )
     # Ids are global, so this Core statement reads past the tenant scope on purpose; under
-    # the write lock no other transaction can take the same id.
-    return (connection.execute(select(func.max(_EVENT_TABLE.c.id))).scalar() or 0) + 1
+    # the write lock no other transaction can take the same ids.
+    newest = connection.execute(select(func.max(_EVENT_TABLE.c.id))).scalar() or 0
+    return list(range(newest + 1, newest + 1 + count))
 
 
 def _chain_head(session: Session) -> str | None:

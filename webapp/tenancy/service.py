@@ -364,9 +364,17 @@ def session_activity() -> ColumnElement[datetime]:
     return func.coalesce(UserSession.last_seen_at, UserSession.created_at)
 
 
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """Who a live session or token belongs to, and until when it can work at the most."""
+
+    user: User
+    expires_at: datetime
+
+
 def user_for_session(
     session: Session, raw_session_id: str, *, idle_timeout: timedelta
-) -> User | None:
+) -> Credential | None:
     """The active user behind a live browser session id (not revoked, not past its 12 hours,
     used within the idle timeout), with the session bound to their tenant."""
     now = utcnow()
@@ -383,26 +391,28 @@ def user_for_session(
         session.execute(
             update(UserSession).where(UserSession.id == found.id).values(last_seen_at=now)
         )
-    return user
+    return Credential(user, as_utc(found.expires_at))
 
 
-def user_for_api_token(session: Session, raw_token: str) -> User | None:
+def user_for_api_token(session: Session, raw_token: str) -> Credential | None:
     """The active user behind a live bearer token, with the session bound to their tenant."""
-    user = session.scalar(_credential_owner(ApiToken, ApiToken.token_hash, raw_token, utcnow()))
-    if user is None or not user.tenant.is_active:
+    found = session.execute(
+        _credential_owner(ApiToken, ApiToken.token_hash, raw_token, utcnow())
+    ).first()
+    if found is None or not found.User.tenant.is_active:
         return None
-    bind_tenant(session, user.tenant_id)
-    return user
+    bind_tenant(session, found.User.tenant_id)
+    return Credential(found.User, as_utc(found.expires_at))
 
 
 def _credential_owner(
     model: type[UserSession] | type[ApiToken], digest: ColumnElement[str], raw: str,
     now: datetime,
-) -> Select[tuple[User]]:
-    """The one auth lookup: the active user owning a live session or token, before a tenant
-    is known (AUTH_LOOKUP)."""
+) -> Select[tuple[User, datetime]]:
+    """The one auth lookup: the active user owning a live session or token (and when that
+    expires), before a tenant is known (AUTH_LOOKUP)."""
     return (
-        select(User)
+        select(User, model.expires_at)
         .join(model, model.user_id == User.id)
         # The tenant in the same statement (one round trip, not a lazy load after it).
         .join(User.tenant)

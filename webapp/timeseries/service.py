@@ -19,12 +19,13 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from sqlalchemy.orm import Session
 
-from webapp.blackbox.service import record_event
+from webapp.blackbox.service import EventDraft
 from webapp.connectors.base import Connector, ConnectorError, describe_error
 from webapp.connectors.demo import DemoConnector
 from webapp.db import utcnow
 from webapp.integrations.models import ExternalSignalMapping, TenantIntegration
 from webapp.integrations.service import SourceAccess, active_mappings_for_asset
+from webapp.invalidation import TenantCache
 from webapp.series import QUALITY_BAD, QUALITY_UNCERTAIN, Series
 from webapp.timeseries.downsample import downsample
 
@@ -73,6 +74,10 @@ class Signal:
     def source_key(self) -> tuple[int, str]:
         """What one poll reads: every viewer of the same (integration, tag) shares it."""
         return (self.integration_id, self.external_tag)
+
+
+# (tenant, asset, metric) → its signal, for a few seconds (DESIGN.md §17).
+SignalCache = TenantCache[tuple[int, int, str], Signal]
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,49 +322,52 @@ def stream_opened(signal: Signal, latest: Series, source: Source) -> SeriesRead:
 # --- BlackBox --------------------------------------------------------------------------------
 
 
-def record_series_read(session: Session, *, user_id: int, read: SeriesRead) -> None:
+def series_read_events(*, user_id: int, read: SeriesRead) -> list[EventDraft]:
     """Exactly one SENSOR event per successful fetch; a fallback adds its CONNECTOR warning."""
     signal = read.signal
-    record_event(
-        session,
-        tenant_id=signal.tenant_id,
-        asset_id=signal.asset_id,
-        source_system="OPTRIA_TWIN",
-        source_type="TAG_READING",
-        event_category="SENSOR",
-        severity="INFO",
-        summary=f"Time-series fetched for {signal.metric} via Digital Twin",
-        payload={
-            "metric": signal.metric,
-            "points_count": len(read.series),
-            "integration_type": signal.integration_type,
-            "external_tag": signal.external_tag,
-            "source": read.source,
-            "user_id": user_id,
-        },
-    )
+    events = [
+        EventDraft(
+            tenant_id=signal.tenant_id,
+            asset_id=signal.asset_id,
+            source_system="OPTRIA_TWIN",
+            source_type="TAG_READING",
+            event_category="SENSOR",
+            severity="INFO",
+            summary=f"Time-series fetched for {signal.metric} via Digital Twin",
+            payload={
+                "metric": signal.metric,
+                "points_count": len(read.series),
+                "integration_type": signal.integration_type,
+                "external_tag": signal.external_tag,
+                "source": read.source,
+                "user_id": user_id,
+            },
+        )
+    ]
     if read.source == "fallback":
-        record_source_failure(
-            session, user_id=user_id, signal=signal,
+        events += source_failure_events(
+            user_id=user_id, signal=signal,
             message=f"Using synthetic fallback for {signal.metric}: {read.connector_error}",
         )
+    return events
 
 
-def record_source_failure(session: Session, *, user_id: int, signal: Signal, message: str) -> None:
-    record_event(
-        session,
-        tenant_id=signal.tenant_id,
-        asset_id=signal.asset_id,
-        source_system="OPTRIA_TWIN",
-        source_type="CONNECTOR",
-        event_category="CONNECTOR",
-        severity="WARNING",
-        summary=message,
-        payload={
-            "metric": signal.metric,
-            "integration_type": signal.integration_type,
-            "integration_id": signal.integration_id,
-            "external_tag": signal.external_tag,
-            "user_id": user_id,
-        },
-    )
+def source_failure_events(*, user_id: int, signal: Signal, message: str) -> list[EventDraft]:
+    return [
+        EventDraft(
+            tenant_id=signal.tenant_id,
+            asset_id=signal.asset_id,
+            source_system="OPTRIA_TWIN",
+            source_type="CONNECTOR",
+            event_category="CONNECTOR",
+            severity="WARNING",
+            summary=message,
+            payload={
+                "metric": signal.metric,
+                "integration_type": signal.integration_type,
+                "integration_id": signal.integration_id,
+                "external_tag": signal.external_tag,
+                "user_id": user_id,
+            },
+        )
+    ]

@@ -10,6 +10,7 @@ custom; each refresh is a new read of every pen, with its events, like reopening
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
@@ -19,8 +20,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
+from webapp.blackbox.writer import EventWriter
 from webapp.db import utcnow
-from webapp.deps import CurrentUser, SessionDep, SettingsDep, SourcesDep, db_call
+from webapp.deps import BlackBoxDep, CurrentUser, SessionDep, SettingsDep, SourcesDep, db_call
 from webapp.integrations.service import SourceAccess
 from webapp.series import ns_to_datetime
 from webapp.templating import in_locale, is_htmx, render_page
@@ -70,12 +72,12 @@ TEMPLATE = "trends/index.html"
 
 
 async def _read(
-    db: Session, user: User, signal: Signal, window: SeriesWindow, sources: SourceAccess
+    blackbox: EventWriter, user: User, signal: Signal, window: SeriesWindow, sources: SourceAccess
 ) -> ReadOutcome:
     """One pen read with its SENSOR event; a source that is down (503) becomes the pen's error
     (its CONNECTOR event is written all the same)."""
     try:
-        read = await read_series_for_user(db, user, signal, window, sources)
+        read = await read_series_for_user(blackbox, user, signal, window, sources)
     except HTTPException as exc:
         if exc.status_code != status.HTTP_503_SERVICE_UNAVAILABLE:
             raise
@@ -144,19 +146,22 @@ def _links(
 
 
 async def _trend(
-    request: Request, db: Session, user: User, sources: SourceAccess, interval_seconds: float,
+    request: Request, blackbox: EventWriter, user: User, sources: SourceAccess,
+    interval_seconds: float,
     refs: list[PenRef], pens: list[PenSignal], window: SeriesWindow, trend_range: TrendRange,
     compare: Compare | None, from_time: datetime | None, to_time: datetime | None,
 ) -> dict[str, object]:
     locale, timezone = request.state.locale, user.tenant.timezone
-    reads: list[ReadOutcome] = []
-    compared: list[ReadOutcome | None] = []
-    for pen in pens:
-        reads.append(await _read(db, user, pen.signal, window, sources))
-        compared.append(
-            await _read(db, user, pen.signal, earlier(window, compare), sources)
-            if compare is not None else None
-        )
+    # The pens' sources are read side by side (each read is recorded by the group commit).
+    reads = list(await asyncio.gather(
+        *(_read(blackbox, user, pen.signal, window, sources) for pen in pens)
+    ))
+    compared: list[ReadOutcome | None] = [None] * len(pens)
+    if compare is not None:
+        compared = list(await asyncio.gather(
+            *(_read(blackbox, user, pen.signal, earlier(window, compare), sources)
+              for pen in pens)
+        ))
     histories = await _history(pens, reads, trend_range, sources)
     ranges = [
         engineering_range(pen.range_low, pen.range_high, pen.limits, history)
@@ -279,6 +284,7 @@ async def trends_page(
     request: Request,
     db: SessionDep,
     user: CurrentUser,
+    blackbox: BlackBoxDep,
     settings: SettingsDep,
     sources: SourcesDep,
     pen: PenQuery = [],  # noqa: B006 - FastAPI copies query defaults
@@ -303,7 +309,7 @@ async def trends_page(
     except service.PenNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     trend = await _trend(
-        request, db, user, sources, settings.stream_interval_seconds, refs, pens, window,
+        request, blackbox, user, sources, settings.stream_interval_seconds, refs, pens, window,
         trend_range, compare, from_time, to_time,
     )
     context: dict[str, object] = {"trend": trend, "problem": None}

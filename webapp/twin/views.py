@@ -24,12 +24,16 @@ from webapp.assets import service as asset_service
 from webapp.assets.models import Asset
 from webapp.assets.schemas import AssetOut
 from webapp.assets.views import asset_or_404
+from webapp.blackbox.service import EventDraft
+from webapp.blackbox.writer import EventsNotRecorded, EventWriter
 from webapp.db import as_utc, utcnow
 from webapp.deps import (
     AssetId,
+    BlackBoxDep,
     CurrentUser,
     SessionDep,
     SettingsDep,
+    SignalsDep,
     SourcesDep,
     credential_digest,
     db_call,
@@ -54,7 +58,13 @@ from webapp.timeseries.schemas import (
     iso_timestamps,
     point_dicts,
 )
-from webapp.timeseries.service import SeriesMode, SeriesRead, Signal, SourceUnavailable
+from webapp.timeseries.service import (
+    SeriesMode,
+    SeriesRead,
+    Signal,
+    SignalCache,
+    SourceUnavailable,
+)
 from webapp.twin.charts import ChartLimit
 from webapp.twin.live_charts import LiveCharts
 from webapp.twin.presenters import (
@@ -100,11 +110,25 @@ def _chart_limits(db: Session, signal: Signal) -> tuple[ChartLimit, ...]:
     )
 
 
-def _signal_and_limits(
-    db: Session, asset_id: int, metric: str
+async def signal_or_404(
+    db: Session, signals: SignalCache, user: User, asset_id: int, metric: str
+) -> Signal:
+    """The signal from the cache (a few seconds old at most, dropped on any change of the
+    tenant's mappings, integrations or assets) or one lookup; 404 as `_signal_or_404`."""
+    key = (user.tenant_id, asset_id, metric)
+    signal = signals.get(key)
+    if signal is None:
+        generation = signals.generation
+        signal = await db_call(db, _signal_or_404, asset_id, metric)
+        signals.put(key, signal, tenant_id=user.tenant_id, generation=generation)
+    return signal
+
+
+async def _signal_and_limits(
+    db: Session, signals: SignalCache, user: User, asset_id: int, metric: str
 ) -> tuple[Signal, tuple[ChartLimit, ...]]:
-    signal = _signal_or_404(db, asset_id, metric)
-    return signal, _chart_limits(db, signal)
+    signal = await signal_or_404(db, signals, user, asset_id, metric)
+    return signal, await db_call(db, _chart_limits, signal)
 
 
 def _unprocessable(parameter: str, message: str) -> HTTPException:
@@ -114,14 +138,16 @@ def _unprocessable(parameter: str, message: str) -> HTTPException:
     )
 
 
-def _record_read(db: Session, user: User, read: SeriesRead) -> None:
-    series_service.record_series_read(db, user_id=user.id, read=read)
-
-
-def _record_failure(db: Session, user: User, failure: SourceUnavailable) -> None:
-    series_service.record_source_failure(
-        db, user_id=user.id, signal=failure.signal, message=str(failure)
-    )
+async def record_events(blackbox: EventWriter, drafts: list[EventDraft]) -> None:
+    """On record before the response (the group commit); if the BlackBox cannot take them, the
+    read is not shown: 503, never plant data without its trace."""
+    try:
+        await blackbox.record(drafts)
+    except EventsNotRecorded as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"The read could not be recorded in the BlackBox, so it is not shown: {exc}",
+        ) from None
 
 
 def series_window(
@@ -148,17 +174,26 @@ SERIES_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def read_series_for_user(
-    db: Session, user: User, signal: Signal, window: series_service.SeriesWindow,
+    blackbox: EventWriter, user: User, signal: Signal, window: series_service.SeriesWindow,
     sources: SourceAccess,
 ) -> SeriesRead:
     """Read and record in the BlackBox; an unreachable source without fallback → 503."""
     try:
         read = await series_service.read_series(signal, window, sources)
     except SourceUnavailable as failure:
-        await db_call(db, _record_failure, user, failure)
+        await record_failure(blackbox, user, failure)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure)) from None
-    await db_call(db, _record_read, user, read)
+    await record_events(blackbox, series_service.series_read_events(user_id=user.id, read=read))
     return read
+
+
+async def record_failure(blackbox: EventWriter, user: User, failure: SourceUnavailable) -> None:
+    await record_events(
+        blackbox,
+        series_service.source_failure_events(
+            user_id=user.id, signal=failure.signal, message=str(failure)
+        ),
+    )
 
 
 # --- JSON API ------------------------------------------------------------------------------
@@ -210,11 +245,13 @@ async def metric_series(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
+    blackbox: BlackBoxDep,
+    signals: SignalsDep,
     sources: SourcesDep,
     window: WindowQuery,
 ) -> FastJSONResponse:
-    signal = await db_call(db, _signal_or_404, asset_id, metric_name)
-    read = await read_series_for_user(db, user, signal, window, sources)
+    signal = await signal_or_404(db, signals, user, asset_id, metric_name)
+    read = await read_series_for_user(blackbox, user, signal, window, sources)
     # Built directly: a response model would re-validate thousands of points; orjson writes
     # them several times faster than the standard library.
     return FastJSONResponse(
@@ -265,13 +302,15 @@ async def metric_series_csv(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
+    blackbox: BlackBoxDep,
+    signals: SignalsDep,
     sources: SourcesDep,
     window: WindowQuery,
 ) -> Response:
     """The series API's points as a CSV download (one SENSOR event, like the JSON)."""
-    signal = await db_call(db, _signal_or_404, asset_id, metric_name)
+    signal = await signal_or_404(db, signals, user, asset_id, metric_name)
     asset = await db_call(db, asset_or_404, asset_id)
-    read = await read_series_for_user(db, user, signal, window, sources)
+    read = await read_series_for_user(blackbox, user, signal, window, sources)
     filename = _csv_filename(asset.code, signal.metric, read)
     return Response(
         _series_csv(read),
@@ -475,6 +514,8 @@ async def metric_view(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
+    blackbox: BlackBoxDep,
+    signals: SignalsDep,
     settings: SettingsDep,
     sources: SourcesDep,
     chart_range: RangeQuery = ChartRange.last_100,
@@ -489,8 +530,8 @@ async def metric_view(
     status_code = 200
     try:
         window = _metric_window(chart_range, from_time, to_time, tz)
-        signal, limits = await db_call(db, _signal_and_limits, asset_id, metric_name)
-        read = await read_series_for_user(db, user, signal, window, sources)
+        signal, limits = await _signal_and_limits(db, signals, user, asset_id, metric_name)
+        read = await read_series_for_user(blackbox, user, signal, window, sources)
         timezone = user.tenant.timezone
         context["metric"] = {
             **metric_context(
@@ -584,11 +625,11 @@ def _last_event_time(request: Request) -> datetime | None:
 
 
 async def _ensure_chart(
-    charts: LiveCharts, db: Session, user: User, signal: Signal, chart_range: ChartRange,
+    charts: LiveCharts, blackbox: EventWriter, user: User, signal: Signal, chart_range: ChartRange,
     sources: SourceAccess,
 ) -> tuple[int, str]:
     """Seed the shared chart of (mapping, range); the stream's one SENSOR event is this read."""
-    read = await read_series_for_user(db, user, signal, chart_window(chart_range), sources)
+    read = await read_series_for_user(blackbox, user, signal, chart_window(chart_range), sources)
     key = (signal.mapping_id, chart_range.value)
     charts.seed(
         key, read.series, signal=signal, window=lambda: chart_window(chart_range),
@@ -606,6 +647,8 @@ async def metric_fragment_stream(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
+    blackbox: BlackBoxDep,
+    signals: SignalsDep,
     settings: SettingsDep,
     sources: SourcesDep,
     chart_range: RangeQuery = ChartRange.last_100,
@@ -618,9 +661,9 @@ async def metric_fragment_stream(
     hub = _hub(request)
     with stream_slot(request, user, settings) as release:
         # The chart's limits are read once, here (one edited later shows on the next stream).
-        signal, limits = await db_call(db, _signal_and_limits, asset_id, metric_name)
+        signal, limits = await _signal_and_limits(db, signals, user, asset_id, metric_name)
         charts = _charts(request)
-        chart_key = await _ensure_chart(charts, db, user, signal, chart_range, sources)
+        chart_key = await _ensure_chart(charts, blackbox, user, signal, chart_range, sources)
         # Everything the stream needs is copied now: no database session while it streams.
         locale, timezone = request.state.locale, user.tenant.timezone
         digest, after = credential_digest(request), _last_event_time(request)
@@ -678,18 +721,23 @@ async def metric_point_stream(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
+    blackbox: BlackBoxDep,
+    signals: SignalsDep,
     settings: SettingsDep,
 ) -> EventSourceResponse:
     """`event: point` per new reading, `id:` its timestamp; honours Last-Event-ID."""
     hub = _hub(request)
     with stream_slot(request, user, settings) as release:
-        signal = await db_call(db, _signal_or_404, asset_id, metric_name)
+        signal = await signal_or_404(db, signals, user, asset_id, metric_name)
         latest = await hub.latest(signal)
         if latest is None:
             failure = SourceUnavailable(signal, f"The source for {signal.metric} is unavailable")
-            await db_call(db, _record_failure, user, failure)
+            await record_failure(blackbox, user, failure)
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure))
-        await db_call(db, _record_read, user, series_service.stream_opened(signal, *latest))
+        opened = series_service.stream_opened(signal, *latest)
+        await record_events(
+            blackbox, series_service.series_read_events(user_id=user.id, read=opened)
+        )
         digest, after = credential_digest(request), _last_event_time(request)
 
         def encode(batch: Series) -> bytes:

@@ -1,0 +1,238 @@
+"""Principal and signal caches (DESIGN.md §17): a repeat request does no credential or mapping
+lookup, any committed change to what they hold drops the tenant's entries at once (and only
+that tenant's), a change read while it committed is not kept, and on PostgreSQL the caches
+answer only while their process listens for other processes' changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.conftest import TenantWorld, bearer_headers
+from tests.peers import add_integration, add_mapping
+from webapp.db import tenant_session
+from webapp.integrations.models import ExternalSignalMapping
+from webapp.invalidation import TenantCache, Topic, parse_notification
+from webapp.tenancy.models import ApiToken, UserSession
+
+# --- the cache itself ---------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_entries_expire_after_the_ttl_or_at_their_own_end_if_sooner() -> None:
+    clock = Clock()
+    cache: TenantCache[str, str] = TenantCache(Topic.signals, ttl=5, clock=clock)
+    cache.put("a", "A", tenant_id=1, generation=cache.generation)
+    cache.put("b", "B", tenant_id=1, generation=cache.generation, until=clock.now + 2)
+    clock.now += 1.9
+    assert (cache.get("a"), cache.get("b")) == ("A", "B")
+    clock.now += 0.1
+    assert (cache.get("a"), cache.get("b")) == ("A", None)
+    clock.now += 3
+    assert cache.get("a") is None
+
+
+def test_dropping_a_tenant_keeps_the_other_tenants_entries() -> None:
+    cache: TenantCache[str, str] = TenantCache(Topic.principals)
+    cache.put("a1", "x", tenant_id=1, generation=cache.generation)
+    cache.put("b1", "y", tenant_id=2, generation=cache.generation)
+    cache.drop_tenant(1)
+    assert (cache.get("a1"), cache.get("b1")) == (None, "y")
+
+
+def test_a_value_read_while_a_change_committed_is_not_kept() -> None:
+    cache: TenantCache[str, str] = TenantCache(Topic.principals)
+    generation = cache.generation  # the request starts its lookup...
+    cache.drop_tenant(7)  # ...a change commits meanwhile (any tenant: the key's is unknown)...
+    cache.put("token", "stale user", tenant_id=7, generation=generation)
+    assert cache.get("token") is None
+
+
+def test_an_untrusted_cache_answers_nothing_and_keeps_nothing() -> None:
+    cache: TenantCache[str, str] = TenantCache(Topic.signals)
+    cache.put("k", "v", tenant_id=1, generation=cache.generation)
+    cache.set_trusted(False)
+    assert cache.get("k") is None
+    cache.put("k", "v", tenant_id=1, generation=cache.generation)
+    cache.set_trusted(True)
+    assert cache.get("k") is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "parsed"),
+    [
+        ("principals:12", (Topic.principals, 12)),
+        ("signals:3", (Topic.signals, 3)),
+        ("signals:x", None),
+        ("other:1", None),
+        ("", None),
+        ("principals", None),
+    ],
+)
+def test_only_well_formed_notifications_are_acted_on(
+    payload: str, parsed: tuple[Topic, int] | None
+) -> None:
+    assert parse_notification(payload) == parsed
+
+
+# --- the caches in the app ----------------------------------------------------------------------
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def series_url(session_factory: sessionmaker[Session], tenant_a: TenantWorld) -> str:
+    integration = add_integration(
+        session_factory, tenant_a.tenant.id, type="demo", name="Demo", config={}
+    )
+    asset = tenant_a.assets[0]
+    add_mapping(session_factory, tenant_a.tenant.id, asset_id=asset.id,
+                integration_id=integration, metric="vibration_rms", tag="DEMO:P-101.VIB")
+    return f"/api/twins/assets/{asset.id}/metrics/vibration_rms/series"
+
+
+@pytest.fixture
+def listening(app: FastAPI, client: TestClient) -> TestClient:
+    """The client, once its app listens for changes (PostgreSQL; SQLite needs no listener)."""
+    listener = app.state.invalidations
+    if listener.needed:
+        assert listener.listening.wait(10), "the invalidation listener did not connect"
+    return client
+
+
+def lookups(seen: list[str]) -> dict[str, int]:
+    return {
+        "credential": sum("api_token" in s or "user_session" in s for s in seen),
+        "mapping": sum("external_signal_mapping" in s for s in seen),
+    }
+
+
+def test_a_repeat_request_looks_up_neither_credential_nor_mapping(
+    app: FastAPI, listening: TestClient, tenant_a: TenantWorld, series_url: str,
+) -> None:
+    headers = bearer_headers(listening, tenant_a.users["viewer"].email)
+    with statements(app.state.engine) as first:
+        assert listening.get(series_url, headers=headers).status_code == 200
+    assert lookups(first) == {"credential": 1, "mapping": 1}
+    with statements(app.state.engine) as repeat:
+        assert listening.get(series_url, headers=headers).status_code == 200
+    assert lookups(repeat) == {"credential": 0, "mapping": 0}
+    # Still recorded: the BlackBox event is never cached away.
+    assert any("blackbox_event" in s for s in repeat)
+
+
+def test_a_revoked_token_stops_at_once(
+    listening: TestClient, tenant_a: TenantWorld, series_url: str,
+) -> None:
+    headers = bearer_headers(listening, tenant_a.users["viewer"].email)
+    assert listening.get(series_url, headers=headers).status_code == 200
+    assert listening.post("/api/auth/revoke", headers=headers).status_code == 200
+    assert listening.get(series_url, headers=headers).status_code == 401
+
+
+def test_a_deactivated_user_and_a_role_change_apply_at_once(
+    listening: TestClient, tenant_a: TenantWorld, series_url: str,
+) -> None:
+    admin = bearer_headers(listening, tenant_a.admin.email)
+    viewer = tenant_a.users["viewer"]
+    headers = bearer_headers(listening, viewer.email)
+    assert listening.get(series_url, headers=headers).status_code == 200
+    assert listening.get("/api/users", headers=headers).status_code == 403
+    changed = listening.patch(f"/api/users/{viewer.id}", json={"role": "tenant_admin"},
+                              headers=admin)
+    assert changed.status_code == 200, changed.text
+    assert listening.get("/api/users", headers=headers).status_code == 200  # the new role
+    off = listening.patch(f"/api/users/{viewer.id}", json={"is_active": False}, headers=admin)
+    assert off.status_code == 200, off.text
+    assert listening.get(series_url, headers=headers).status_code == 401
+
+
+def test_a_changed_mapping_applies_at_once_whoever_commits_it(
+    listening: TestClient, session_factory: sessionmaker[Session], tenant_a: TenantWorld,
+    series_url: str,
+) -> None:
+    headers = bearer_headers(listening, tenant_a.users["viewer"].email)
+    window = {"from_time": "2026-01-01T00:00:00Z", "to_time": "2026-01-01T00:04:00Z"}
+    before = listening.get(series_url, headers=headers, params=window).json()["points"]
+    # Not through the API: any ORM change is announced (here, another component's session).
+    with tenant_session(session_factory, tenant_a.tenant.id) as session:
+        session.execute(update(ExternalSignalMapping).values(scaling_factor=10.0))
+        session.commit()
+    after = listening.get(series_url, headers=headers, params=window).json()["points"]
+    assert [p["value"] for p in after] == pytest.approx([p["value"] * 10 for p in before])
+
+    with tenant_session(session_factory, tenant_a.tenant.id) as session:
+        mapping = session.query(ExternalSignalMapping).one()
+        mapping.is_active = False
+        session.commit()
+    assert listening.get(series_url, headers=headers).status_code == 404
+
+
+def test_a_rolled_back_change_and_another_tenants_change_drop_nothing(
+    app: FastAPI, listening: TestClient, session_factory: sessionmaker[Session],
+    tenant_a: TenantWorld, tenant_b: TenantWorld, series_url: str,
+) -> None:
+    headers = bearer_headers(listening, tenant_a.users["viewer"].email)
+    assert listening.get(series_url, headers=headers).status_code == 200
+    with tenant_session(session_factory, tenant_a.tenant.id) as session:
+        session.execute(update(ExternalSignalMapping).values(scaling_factor=3.0))
+        session.rollback()
+    with tenant_session(session_factory, tenant_b.tenant.id) as session:
+        session.execute(update(ApiToken).values(revoked_at=None))
+        session.commit()
+    with statements(app.state.engine) as seen:
+        assert listening.get(series_url, headers=headers).status_code == 200
+    assert lookups(seen) == {"credential": 0, "mapping": 0}
+
+
+def test_a_browser_session_touching_its_clock_keeps_the_cache(
+    app: FastAPI, listening: TestClient, session_factory: sessionmaker[Session],
+    tenant_a: TenantWorld, series_url: str,
+) -> None:
+    headers = bearer_headers(listening, tenant_a.users["viewer"].email)
+    assert listening.get(series_url, headers=headers).status_code == 200
+    with tenant_session(session_factory, tenant_a.tenant.id) as session:
+        session.execute(update(UserSession).values(last_seen_at=UserSession.created_at))
+        session.commit()
+    with statements(app.state.engine) as seen:
+        assert listening.get(series_url, headers=headers).status_code == 200
+    assert lookups(seen)["credential"] == 0
+
+
+def test_without_its_listener_the_cache_is_not_used(
+    app: FastAPI, listening: TestClient, tenant_a: TenantWorld, series_url: str, backend: str,
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite serves one process: there is no listener to lose")
+    headers = bearer_headers(listening, tenant_a.users["viewer"].email)
+    assert listening.get(series_url, headers=headers).status_code == 200
+    app.state.invalidations.stop()  # as if its connection broke: changes could be missed
+    with statements(app.state.engine) as seen:
+        assert listening.get(series_url, headers=headers).status_code == 200
+        assert listening.get(series_url, headers=headers).status_code == 200
+    assert lookups(seen) == {"credential": 2, "mapping": 2}

@@ -1,0 +1,326 @@
+"""Short-lived caches of who a credential is and what a signal maps to (DESIGN.md §17), and how
+they learn of changes.
+
+A change to a row that a cache is read from (a revoked token, a deactivated user, an edited
+mapping) is *announced* in the transaction that makes it, by the ORM hooks below, whichever
+code made it. When that transaction commits, every cache of this process drops the tenant's
+entries at once, and on PostgreSQL a `NOTIFY` (sent by the commit itself, so never for a
+rolled-back change) reaches the `InvalidationListener` of every other process in milliseconds.
+Rows changed by raw SQL outside the app are not announced: the expiry bounds those.
+
+The caches fail closed: on PostgreSQL they answer only while their process's listener is
+connected (a notification it could have missed would otherwise leave a revoked token working),
+and entries older than `ttl` are read again whatever happened. An entry read from the database
+while a change committed is not kept (the generation check in `put`).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import select
+import threading
+import time
+import weakref
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Engine, event, func, inspect
+from sqlalchemy import select as sql_select
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from webapp.db import bound_tenant_id
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "optria_invalidate"
+PENDING_KEY = "optria_pending_invalidations"
+DEFAULT_TTL_SECONDS = 5.0
+MAX_ENTRIES = 50_000
+RECONNECT_SECONDS = 1.0
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Topic(enum.StrEnum):
+    principals = "principals"  # users, browser sessions, API tokens, tenants
+    signals = "signals"  # mappings, integrations, assets
+
+
+@dataclass(slots=True)
+class _Entry(Generic[V]):
+    value: V
+    tenant_id: int
+    expires: float
+
+
+class TenantCache(Generic[K, V]):
+    """A dict with expiry whose entries belong to a tenant and are dropped per tenant."""
+
+    def __init__(
+        self, topic: Topic, *, ttl: float = DEFAULT_TTL_SECONDS, max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.topic = topic
+        self.ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[K, _Entry[V]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()  # request threads and the listener change it alike
+        # Kept by the listener on PostgreSQL: False while a notification could be missed.
+        self.trusted = True
+        _caches.add(self)
+
+    @property
+    def generation(self) -> int:
+        """Take it before reading the database; hand it to `put`."""
+        return self._generation
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None or not self.trusted:
+            return None
+        if entry.expires <= self._clock():
+            self._entries.pop(key, None)
+            return None
+        return entry.value
+
+    def put(
+        self, key: K, value: V, *, tenant_id: int, generation: int, until: float | None = None
+    ) -> None:
+        """Keep `value` (read when `generation` was current) for at most ttl seconds, or until
+        the monotonic time `until` if sooner."""
+        expires = self._clock() + self.ttl
+        entry = _Entry(value, tenant_id, expires if until is None else min(expires, until))
+        with self._lock:
+            if generation != self._generation or not self.trusted:
+                return  # a change committed while it was read: it may be stale already
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()  # a crude bound; a flood of keys only costs lookups
+            self._entries[key] = entry
+
+    def drop_tenant(self, tenant_id: int) -> None:
+        with self._lock:
+            self._generation += 1
+            for key in [k for k, entry in self._entries.items() if entry.tenant_id == tenant_id]:
+                del self._entries[key]
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def set_trusted(self, trusted: bool) -> None:
+        """Forget everything; answer again only when `trusted`."""
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+            self.trusted = trusted
+
+
+_caches: weakref.WeakSet[TenantCache[object, object]] = weakref.WeakSet()
+
+
+def clear_all_caches() -> None:
+    """Forget every entry of every cache in this process (after the tables were emptied under
+    the app, as tests do between cases)."""
+    for cache in list(_caches):
+        cache.forget()
+
+
+def publish(topic: Topic, tenant_id: int) -> None:
+    """Drop the tenant's entries from every cache of `topic` in this process."""
+    for cache in list(_caches):
+        if cache.topic is topic:
+            cache.drop_tenant(tenant_id)
+
+
+# --- announcing (in the changing transaction) --------------------------------------------------
+
+# What each cache is read from. A change to one of these rows, by any ORM flush or ORM
+# update/delete statement, is announced: no service has to remember to.
+TOPIC_OF_TABLE = {
+    "tenant": Topic.principals,
+    "user": Topic.principals,
+    "api_token": Topic.principals,
+    "user_session": Topic.principals,
+    "asset": Topic.signals,
+    "tenant_integration": Topic.signals,
+    "external_signal_mapping": Topic.signals,
+}
+# Columns whose change no cache depends on: a session's activity clock is written every
+# minute of use and must not empty the tenant's caches each time.
+UNCACHED_COLUMNS = {"user_session": frozenset({"last_seen_at"})}
+# A new credential has no cache entry to go stale.
+NEW_ROWS_IRRELEVANT = frozenset({"api_token", "user_session"})
+
+
+def announce(session: Session, topic: Topic, tenant_id: int) -> None:
+    """The caches of every process drop the tenant's `topic` entries when this transaction
+    commits (and not at all if it rolls back)."""
+    pending: set[tuple[Topic, int]] = session.info.setdefault(PENDING_KEY, set())
+    if (topic, tenant_id) in pending:
+        return
+    pending.add((topic, tenant_id))
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # Delivered by PostgreSQL at commit, to every listening connection.
+        connection.execute(sql_select(func.pg_notify(CHANNEL, f"{topic.value}:{tenant_id}")))
+
+
+def _row_tenant(table: str, row: object) -> int | None:
+    return getattr(row, "id" if table == "tenant" else "tenant_id", None)
+
+
+def _changes_cached_columns(table: str, row: object) -> bool:
+    ignored = UNCACHED_COLUMNS.get(table)
+    if not ignored:
+        return True
+    state = inspect(row)
+    return any(
+        attribute.history.has_changes()
+        for attribute in state.attrs
+        if attribute.key not in ignored
+    )
+
+
+@event.listens_for(Session, "after_flush")
+def _announce_flushed_changes(session: Session, _context: object) -> None:
+    changed: set[tuple[Topic, int]] = set()
+    for rows, is_new in ((session.new, True), (session.dirty, False), (session.deleted, False)):
+        for row in rows:
+            table = getattr(getattr(row, "__table__", None), "name", None)
+            topic = TOPIC_OF_TABLE.get(table or "")
+            if topic is None or table is None:
+                continue
+            if is_new and table in NEW_ROWS_IRRELEVANT:
+                continue
+            if not is_new and row in session.dirty and not _changes_cached_columns(table, row):
+                continue
+            tenant_id = _row_tenant(table, row)
+            if tenant_id is not None:
+                changed.add((topic, tenant_id))
+    for topic, tenant_id in changed:
+        announce(session, topic, tenant_id)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _announce_bulk_changes(state: ORMExecuteState) -> None:
+    """ORM update() and delete() statements (revoking every session of a user, say)."""
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    topic = TOPIC_OF_TABLE.get(getattr(table, "name", ""))
+    if topic is None or table is None:
+        return
+    ignored = UNCACHED_COLUMNS.get(table.name, frozenset())
+    if state.is_update and ignored:
+        values = getattr(state.statement, "_values", None) or {}
+        written = {getattr(column, "key", column) for column in values}
+        if written and written <= ignored:
+            return
+    tenant_id = bound_tenant_id(state.session)
+    if tenant_id is not None:  # unbound, the tenant scope lets the statement change no row
+        announce(state.session, topic, tenant_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_committed(session: Session) -> None:
+    for topic, tenant_id in session.info.pop(PENDING_KEY, ()):
+        publish(topic, tenant_id)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, _previous_transaction: object) -> None:
+    session.info.pop(PENDING_KEY, None)
+
+
+# --- listening (other processes' changes) -----------------------------------------------------
+
+
+def parse_notification(payload: str) -> tuple[Topic, int] | None:
+    """`topic:tenant_id` as `announce` sends it; anything else (another sender) is ignored."""
+    topic, _, tenant = payload.partition(":")
+    try:
+        return Topic(topic), int(tenant)
+    except ValueError:
+        return None
+
+
+class InvalidationListener:
+    """One thread per process: LISTENs on a connection of its own and publishes what other
+    processes announce. While it is not listening, the caches are not trusted."""
+
+    def __init__(self, engine: Engine, caches: Sequence[TenantCache[Any, Any]]) -> None:
+        self.engine = engine
+        self.caches = caches
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.listening = threading.Event()
+        # Written to by stop(): wakes the listening thread at once, not at its next timeout.
+        self._wake_read, self._wake_write = os.pipe()
+
+    @property
+    def needed(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def start(self) -> None:
+        if not self.needed:
+            self._trust(True)  # SQLite serves one process: committing publishes all there is
+            return
+        self._trust(False)
+        self._thread = threading.Thread(target=self._run, name="cache-invalidation", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return  # stopped already
+        self._stop.set()
+        os.write(self._wake_write, b"x")
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._trust(False)
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception:  # the link broke: distrust, then try again
+                logger.warning("cache invalidation listener lost its connection", exc_info=True)
+            self.listening.clear()
+            self._trust(False)
+            self._stop.wait(RECONNECT_SECONDS)
+
+    def _trust(self, trusted: bool) -> None:
+        for cache in self.caches:
+            cache.set_trusted(trusted)
+
+    def _listen(self) -> None:
+        pooled = self.engine.raw_connection()
+        connection = pooled.driver_connection
+        pooled.detach()  # held for the process's life: not the pool's to recycle
+        try:
+            connection.rollback()
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {CHANNEL}")
+            # Listening from here on: what was cached before may have missed a change.
+            self._trust(True)
+            self.listening.set()
+            while not self._stop.is_set():
+                readable, _, _ = select.select([connection, self._wake_read], [], [])
+                if connection not in readable:
+                    continue
+                connection.poll()
+                while connection.notifies:
+                    parsed = parse_notification(connection.notifies.pop(0).payload)
+                    if parsed is not None:
+                        publish(*parsed)
+        finally:
+            pooled.close()
