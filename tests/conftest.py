@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from alembic.config import Config
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, inspect, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,7 +30,7 @@ from webapp.assets.models import Asset
 from webapp.cli import migrate
 from webapp.config import PROJECT_ROOT, Settings
 from webapp.db import create_db_engine, tenant_session
-from webapp.invalidation import clear_all_caches
+from webapp.invalidation import CHANNEL, clear_all_caches
 from webapp.main import create_app
 from webapp.models import Base
 from webapp.tenancy.models import Role, Tenant, User
@@ -260,6 +261,22 @@ def browser_login(client: TestClient, email: str, password: str = PASSWORD) -> s
     match = CSRF_PATTERN.search(page.text)
     assert match, "the page carries the session's CSRF token in hx-headers"
     return match.group(1)
+
+
+def changes_heard(app: FastAPI) -> None:
+    """Once this returns, the app's caches have heard every change committed so far. On
+    PostgreSQL a change made outside the app (as by an operator's SQL) reaches them through its
+    trigger's notification, in milliseconds rather than at once; a barrier notification, sent
+    after it, is heard after it. On SQLite the caches are off: nothing to wait for."""
+    listener = app.state.invalidations
+    if not listener.listening.is_set():
+        return  # not trusted, so not answering: nothing stale to wait out
+    barrier = f"barrier:{uuid.uuid4().hex}"
+    with app.state.engine.connect() as connection:
+        connection.execute(text("SELECT pg_notify(:channel, :payload)"),
+                           {"channel": CHANNEL, "payload": barrier})
+        connection.commit()
+    assert listener.wait_for(barrier, timeout=10), "the listener did not hear the change"
 
 
 def table_names(engine: Engine) -> set[str]:

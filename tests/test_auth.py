@@ -13,11 +13,12 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
 from sqlalchemy import Engine, insert, select, update
 
-from tests.conftest import PASSWORD, TenantWorld, bearer_headers, browser_login
+from tests.conftest import PASSWORD, TenantWorld, bearer_headers, browser_login, changes_heard
 from webapp.blackbox.models import BlackBoxEvent
 from webapp.config import Settings
 from webapp.db import utcnow
@@ -302,7 +303,7 @@ def test_token_is_stored_hashed(
 
 @pytest.mark.parametrize("change", ["expired", "revoked"])
 def test_expired_or_revoked_token_is_401(
-    client: TestClient, tenant_a: TenantWorld, owner_engine: Engine, change: str
+    app: FastAPI, client: TestClient, tenant_a: TenantWorld, owner_engine: Engine, change: str
 ) -> None:
     headers = bearer_headers(client, tenant_a.users["viewer"].email)
     assert client.get("/api/twins/assets", headers=headers).status_code == 200
@@ -313,6 +314,7 @@ def test_expired_or_revoked_token_is_401(
     )
     with owner_engine.begin() as connection:
         connection.execute(update(ApiToken.__table__).values(**values))
+    changes_heard(app)  # an edit outside the app: the caches hear of it (§17)
     response = client.get("/api/twins/assets", headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -350,12 +352,14 @@ def test_inactive_user_cannot_log_in_nor_use_a_token(
 
 
 def test_inactive_tenant_locks_out_tokens_sessions_and_logins(
-    client: TestClient, tenant_a: TenantWorld, tenant_b: TenantWorld, owner_engine: Engine
+    app: FastAPI, client: TestClient, tenant_a: TenantWorld, tenant_b: TenantWorld,
+    owner_engine: Engine,
 ) -> None:
     user = tenant_a.users["viewer"]
     headers = bearer_headers(client, user.email)
     browser_login(client, user.email)
     set_tenant_active(owner_engine, tenant_a.tenant, False)
+    changes_heard(app)  # tenants are deactivated by SQL: the caches hear of it (§17)
 
     assert client.get("/api/twins/assets", headers=headers).status_code == 401
     assert client.get("/api/twins/assets").status_code == 401  # the session cookie

@@ -5,6 +5,7 @@ answer only while their process listens for other processes' changes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,7 +20,7 @@ from tests.peers import add_integration, add_mapping
 from webapp.db import tenant_session
 from webapp.integrations.models import ExternalSignalMapping
 from webapp.invalidation import TenantCache, Topic, parse_notification
-from webapp.tenancy.models import ApiToken, UserSession
+from webapp.tenancy.models import ApiToken, Tenant, UserSession
 
 # --- the cache itself ---------------------------------------------------------------------------
 
@@ -34,7 +35,7 @@ class Clock:
 
 def test_entries_expire_after_the_ttl_or_at_their_own_end_if_sooner() -> None:
     clock = Clock()
-    cache: TenantCache[str, str] = TenantCache(Topic.signals, ttl=5, clock=clock)
+    cache: TenantCache[str, str] = TenantCache(Topic.signals, ttl=5, clock=clock, trusted=True)
     cache.put("a", "A", tenant_id=1, generation=cache.generation)
     cache.put("b", "B", tenant_id=1, generation=cache.generation, until=clock.now + 2)
     clock.now += 1.9
@@ -46,7 +47,7 @@ def test_entries_expire_after_the_ttl_or_at_their_own_end_if_sooner() -> None:
 
 
 def test_dropping_a_tenant_keeps_the_other_tenants_entries() -> None:
-    cache: TenantCache[str, str] = TenantCache(Topic.principals)
+    cache: TenantCache[str, str] = TenantCache(Topic.principals, trusted=True)
     cache.put("a1", "x", tenant_id=1, generation=cache.generation)
     cache.put("b1", "y", tenant_id=2, generation=cache.generation)
     cache.drop_tenant(1)
@@ -54,7 +55,7 @@ def test_dropping_a_tenant_keeps_the_other_tenants_entries() -> None:
 
 
 def test_a_value_read_while_a_change_committed_is_not_kept() -> None:
-    cache: TenantCache[str, str] = TenantCache(Topic.principals)
+    cache: TenantCache[str, str] = TenantCache(Topic.principals, trusted=True)
     generation = cache.generation  # the request starts its lookup...
     cache.drop_tenant(7)  # ...a change commits meanwhile (any tenant: the key's is unknown)...
     cache.put("token", "stale user", tenant_id=7, generation=generation)
@@ -62,7 +63,7 @@ def test_a_value_read_while_a_change_committed_is_not_kept() -> None:
 
 
 def test_an_untrusted_cache_answers_nothing_and_keeps_nothing() -> None:
-    cache: TenantCache[str, str] = TenantCache(Topic.signals)
+    cache: TenantCache[str, str] = TenantCache(Topic.signals, trusted=True)
     cache.put("k", "v", tenant_id=1, generation=cache.generation)
     cache.set_trusted(False)
     assert cache.get("k") is None
@@ -117,11 +118,12 @@ def series_url(session_factory: sessionmaker[Session], tenant_a: TenantWorld) ->
 
 
 @pytest.fixture
-def listening(app: FastAPI, client: TestClient) -> TestClient:
-    """The client, once its app listens for changes (PostgreSQL; SQLite needs no listener)."""
-    listener = app.state.invalidations
-    if listener.needed:
-        assert listener.listening.wait(10), "the invalidation listener did not connect"
+def listening(app: FastAPI, client: TestClient, backend: str) -> TestClient:
+    """The client, once its app listens for changes (PostgreSQL only: on SQLite the caches
+    stay off, as another process's change could not be heard)."""
+    if backend != "postgresql":
+        pytest.skip("the caches are used on PostgreSQL only")
+    assert app.state.invalidations.listening.wait(10), "the listener did not connect"
     return client
 
 
@@ -225,10 +227,8 @@ def test_a_browser_session_touching_its_clock_keeps_the_cache(
 
 
 def test_without_its_listener_the_cache_is_not_used(
-    app: FastAPI, listening: TestClient, tenant_a: TenantWorld, series_url: str, backend: str,
+    app: FastAPI, listening: TestClient, tenant_a: TenantWorld, series_url: str,
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite serves one process: there is no listener to lose")
     headers = bearer_headers(listening, tenant_a.users["viewer"].email)
     assert listening.get(series_url, headers=headers).status_code == 200
     app.state.invalidations.stop()  # as if its connection broke: changes could be missed
@@ -236,3 +236,30 @@ def test_without_its_listener_the_cache_is_not_used(
         assert listening.get(series_url, headers=headers).status_code == 200
         assert listening.get(series_url, headers=headers).status_code == 200
     assert lookups(seen) == {"credential": 2, "mapping": 2}
+
+
+def test_an_operators_sql_reaches_the_caches_through_the_database(
+    listening: TestClient, owner_engine: Engine, tenant_a: TenantWorld, series_url: str,
+) -> None:
+    """No ORM, no app: a trigger announces the change (migration 0008)."""
+    headers = bearer_headers(listening, tenant_a.users["viewer"].email)
+    assert listening.get(series_url, headers=headers).status_code == 200
+    with owner_engine.begin() as connection:
+        connection.execute(update(Tenant.__table__).where(Tenant.id == tenant_a.tenant.id)
+                           .values(is_active=False))
+    changed = time.monotonic()
+    while listening.get(series_url, headers=headers).status_code != 401:
+        assert time.monotonic() - changed < 1.0, "still served a second after the change"
+
+
+def test_on_sqlite_every_request_looks_its_credential_and_signal_up(
+    app: FastAPI, client: TestClient, tenant_a: TenantWorld, series_url: str, backend: str,
+) -> None:
+    """Another process (the CLI, say) could change them unheard: the caches stay off."""
+    if backend != "sqlite":
+        pytest.skip("the SQLite case")
+    headers = bearer_headers(client, tenant_a.users["viewer"].email)
+    with statements(app.state.engine) as seen:
+        for _ in range(3):
+            assert client.get(series_url, headers=headers).status_code == 200
+    assert lookups(seen) == {"credential": 3, "mapping": 3}

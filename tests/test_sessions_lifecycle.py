@@ -19,6 +19,7 @@ from tests.peers import served
 from tests.test_live_streams import Mapped, mapped, read_events
 from webapp.config import Settings
 from webapp.db import create_session_factory, utcnow
+from webapp.invalidation import clear_all_caches
 from webapp.main import create_app
 from webapp.security import token_digest
 from webapp.tenancy.models import ApiToken, UserSession
@@ -34,8 +35,11 @@ def sessions(engine: Engine) -> list[dict]:
 
 
 def set_sessions(engine: Engine, **values: object) -> None:
+    """Sessions as they would be minutes or hours from now."""
     with engine.begin() as connection:
         connection.execute(update(UserSession).values(**values))
+    # That much time outlasts any cache entry (seconds): what the app cached is gone by then.
+    clear_all_caches()
 
 
 def logged_in(client: TestClient, world: TenantWorld) -> None:

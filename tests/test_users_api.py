@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
-from tests.conftest import TenantWorld, bearer_headers, browser_login
+from tests.conftest import TenantWorld, bearer_headers, browser_login, changes_heard
 from tests.peers import events
 from tests.test_live_streams import Mapped, mapped, read_events
 from webapp.db import tenant_session
@@ -210,7 +211,7 @@ def test_a_deactivated_users_open_streams_end_within_two_ticks(
 
 
 def test_a_deactivated_tenant_ends_its_streams_too(
-    client: TestClient, tenant_a: TenantWorld, mapped: Mapped, owner_engine: Engine
+    app: FastAPI, client: TestClient, tenant_a: TenantWorld, mapped: Mapped, owner_engine: Engine
 ) -> None:
     headers = bearer_headers(client, tenant_a.users["viewer"].email)
     with client.stream("GET", mapped.json_stream, headers=headers) as points:
@@ -222,6 +223,7 @@ def test_a_deactivated_tenant_ends_its_streams_too(
             )
         rest = read_events(lines, 50)
     assert rest[-1]["event"] == "close" and len(rest) <= 3
+    changes_heard(app)
     assert client.get("/api/twins/assets", headers=headers).status_code == 401
 
 

@@ -1,21 +1,22 @@
 """Short-lived caches of who a credential is and what a signal maps to (DESIGN.md §17), and how
 they learn of changes.
 
-A change to a row that a cache is read from (a revoked token, a deactivated user, an edited
-mapping) is *announced* in the transaction that makes it, by the ORM hooks below, whichever
-code made it. When that transaction commits, every cache of this process drops the tenant's
-entries at once, and on PostgreSQL a `NOTIFY` (sent by the commit itself, so never for a
-rolled-back change) reaches the `InvalidationListener` of every other process in milliseconds.
-Rows changed by raw SQL outside the app are not announced: the expiry bounds those.
+On PostgreSQL, triggers (migration 0008) send `NOTIFY optria_invalidate, '<topic>:<tenant>'`
+for every change to the rows the caches are read from — by the app, the CLI or an operator's
+SQL — delivered at commit (never for a rolled-back change) to the `InvalidationListener` of
+every process, which drops that tenant's entries within milliseconds. In the process that
+commits, the ORM hooks below drop them at once, without waiting for the notification.
 
-The caches fail closed: on PostgreSQL they answer only while their process's listener is
-connected (a notification it could have missed would otherwise leave a revoked token working),
-and entries older than `ttl` are read again whatever happened. An entry read from the database
-while a change committed is not kept (the generation check in `put`).
+The caches fail closed: they answer only while their process's listener is connected (a
+notification it could have missed would otherwise leave a revoked token working), so never on
+SQLite, where another process's change could not be heard. Entries expire after `ttl`
+whatever happens, and an entry read from the database while a change committed is not kept
+(the generation check in `put`).
 """
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import os
@@ -27,8 +28,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, event, func, inspect
-from sqlalchemy import select as sql_select
+from sqlalchemy import Engine, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from webapp.db import bound_tenant_id
@@ -62,7 +62,7 @@ class TenantCache(Generic[K, V]):
 
     def __init__(
         self, topic: Topic, *, ttl: float = DEFAULT_TTL_SECONDS, max_entries: int = MAX_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, trusted: bool = False,
     ) -> None:
         self.topic = topic
         self.ttl = ttl
@@ -71,8 +71,8 @@ class TenantCache(Generic[K, V]):
         self._entries: dict[K, _Entry[V]] = {}
         self._generation = 0
         self._lock = threading.Lock()  # request threads and the listener change it alike
-        # Kept by the listener on PostgreSQL: False while a notification could be missed.
-        self.trusted = True
+        # Set by the listener while it hears every change; until then the cache answers nothing.
+        self.trusted = trusted
         _caches.add(self)
 
     @property
@@ -141,8 +141,9 @@ def publish(topic: Topic, tenant_id: int) -> None:
 
 # --- announcing (in the changing transaction) --------------------------------------------------
 
-# What each cache is read from. A change to one of these rows, by any ORM flush or ORM
-# update/delete statement, is announced: no service has to remember to.
+# What each cache is read from (the same tables and columns as migration 0008's triggers). A
+# change to one of these rows, by any ORM flush or ORM update/delete statement, is announced:
+# no service has to remember to.
 TOPIC_OF_TABLE = {
     "tenant": Topic.principals,
     "user": Topic.principals,
@@ -160,16 +161,9 @@ NEW_ROWS_IRRELEVANT = frozenset({"api_token", "user_session"})
 
 
 def announce(session: Session, topic: Topic, tenant_id: int) -> None:
-    """The caches of every process drop the tenant's `topic` entries when this transaction
-    commits (and not at all if it rolls back)."""
-    pending: set[tuple[Topic, int]] = session.info.setdefault(PENDING_KEY, set())
-    if (topic, tenant_id) in pending:
-        return
-    pending.add((topic, tenant_id))
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # Delivered by PostgreSQL at commit, to every listening connection.
-        connection.execute(sql_select(func.pg_notify(CHANNEL, f"{topic.value}:{tenant_id}")))
+    """This process's caches drop the tenant's `topic` entries when this transaction commits
+    (and not at all if it rolls back); other processes hear it from the database's trigger."""
+    session.info.setdefault(PENDING_KEY, set()).add((topic, tenant_id))
 
 
 def _row_tenant(table: str, row: object) -> int | None:
@@ -261,18 +255,21 @@ class InvalidationListener:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.listening = threading.Event()
+        # Payloads that are not announcements (a barrier, see `wait_for`), newest last.
+        self._other_payloads: collections.deque[str] = collections.deque(maxlen=64)
+        self._heard = threading.Condition()
         # Written to by stop(): wakes the listening thread at once, not at its next timeout.
         self._wake_read, self._wake_write = os.pipe()
 
     @property
-    def needed(self) -> bool:
+    def can_hear_changes(self) -> bool:
+        """PostgreSQL announces every change; SQLite cannot tell us of another process's."""
         return self.engine.dialect.name == "postgresql"
 
     def start(self) -> None:
-        if not self.needed:
-            self._trust(True)  # SQLite serves one process: committing publishes all there is
-            return
         self._trust(False)
+        if not self.can_hear_changes:
+            return
         self._thread = threading.Thread(target=self._run, name="cache-invalidation", daemon=True)
         self._thread.start()
 
@@ -297,6 +294,13 @@ class InvalidationListener:
             self._trust(False)
             self._stop.wait(RECONNECT_SECONDS)
 
+    def wait_for(self, payload: str, timeout: float) -> bool:
+        """Whether `payload`, notified on CHANNEL after some commits, was heard within
+        `timeout`: PostgreSQL delivers notifications in commit order, so every change
+        committed before it has been applied to the caches by then."""
+        with self._heard:
+            return self._heard.wait_for(lambda: payload in self._other_payloads, timeout)
+
     def _trust(self, trusted: bool) -> None:
         for cache in self.caches:
             cache.set_trusted(trusted)
@@ -319,8 +323,13 @@ class InvalidationListener:
                     continue
                 connection.poll()
                 while connection.notifies:
-                    parsed = parse_notification(connection.notifies.pop(0).payload)
+                    payload = connection.notifies.pop(0).payload
+                    parsed = parse_notification(payload)
                     if parsed is not None:
                         publish(*parsed)
+                        continue
+                    with self._heard:
+                        self._other_payloads.append(payload)
+                        self._heard.notify_all()
         finally:
             pooled.close()

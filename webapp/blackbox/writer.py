@@ -68,7 +68,7 @@ class EventWriter:
         """Durably append `drafts` (in order, consecutively in their tenant's chain)."""
         if not drafts:
             return
-        if self._closing or self._loop is None:
+        if self._closing or self._loop is None or self._task is None or self._task.done():
             raise EventsNotRecorded("the BlackBox writer is not running")
         request = _Request(tuple(drafts))
         if asyncio.get_running_loop() is self._loop:
@@ -80,7 +80,7 @@ class EventWriter:
         await asyncio.shield(asyncio.wrap_future(request.done))
 
     def _enqueue(self, request: _Request) -> None:
-        if self._closing and self._task is not None and self._task.done():
+        if self._task is None or self._task.done():  # closed (or crashed) meanwhile
             request.done.set_exception(EventsNotRecorded("the BlackBox writer is not running"))
             return
         self._queue.append(request)
@@ -102,7 +102,11 @@ class EventWriter:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                failures = await loop.run_in_executor(self._thread, self._commit, batch)
+                try:
+                    failures = await loop.run_in_executor(self._thread, self._commit, batch)
+                except Exception as exc:  # a bug here must fail the batch, never hang it
+                    logger.exception("the BlackBox writer failed a batch")
+                    failures = [f"the BlackBox writer failed ({type(exc).__name__})"] * len(batch)
                 for request, failure in zip(batch, failures, strict=True):
                     if request.done.done():
                         continue
