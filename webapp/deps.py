@@ -53,6 +53,10 @@ def get_sources(request: Request) -> SourceAccess:
     return request.app.state.sources
 
 
+# How this deployment reaches historians: timeout, egress policy, secret vault.
+SourcesDep = Annotated[SourceAccess, Depends(get_sources)]
+
+
 def get_blackbox(request: Request) -> EventWriter:
     return request.app.state.blackbox
 
@@ -65,11 +69,9 @@ def get_signal_cache(request: Request) -> SignalCache:
     return request.app.state.signals
 
 
+# (tenant, asset, metric) → signal for a few seconds (webapp.invalidation).
 SignalsDep = Annotated[SignalCache, Depends(get_signal_cache)]
 
-
-# How this deployment reaches historians: timeout, egress policy, secret vault.
-SourcesDep = Annotated[SourceAccess, Depends(get_sources)]
 
 AssetId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="Asset id")]
 OptionalAssetIdQuery = Annotated[int | None, Query(ge=1, le=MAX_DB_ID)]

@@ -253,6 +253,9 @@ class InvalidationListener:
         self.engine = engine
         self.caches = caches
         self._stop = threading.Event()
+        # A stopping listener must never trust the caches again (its successor may be the
+        # one that hears changes now): trusting and stopping take this lock.
+        self._trust_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.listening = threading.Event()
         # Payloads that are not announcements (a barrier, see `wait_for`), newest last.
@@ -274,13 +277,15 @@ class InvalidationListener:
         self._thread.start()
 
     def stop(self) -> None:
-        if self._stop.is_set():
-            return  # stopped already
-        self._stop.set()
+        with self._trust_lock:
+            if self._stop.is_set():
+                return  # stopped already
+            self._stop.set()
+            for cache in self.caches:
+                cache.set_trusted(False)
         os.write(self._wake_write, b"x")
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._trust(False)
         os.close(self._wake_read)
         os.close(self._wake_write)
 
@@ -301,9 +306,21 @@ class InvalidationListener:
         with self._heard:
             return self._heard.wait_for(lambda: payload in self._other_payloads, timeout)
 
+    def _apply(self, payload: str) -> None:
+        parsed = parse_notification(payload)
+        if parsed is not None:
+            publish(*parsed)
+            return
+        with self._heard:
+            self._other_payloads.append(payload)
+            self._heard.notify_all()
+
     def _trust(self, trusted: bool) -> None:
-        for cache in self.caches:
-            cache.set_trusted(trusted)
+        with self._trust_lock:
+            if self._stop.is_set():
+                return  # stop() distrusted them; they may be a successor's to trust now
+            for cache in self.caches:
+                cache.set_trusted(trusted)
 
     def _listen(self) -> None:
         pooled = self.engine.raw_connection()
@@ -318,18 +335,11 @@ class InvalidationListener:
             self._trust(True)
             self.listening.set()
             while not self._stop.is_set():
-                readable, _, _ = select.select([connection, self._wake_read], [], [])
-                if connection not in readable:
-                    continue
-                connection.poll()
+                # First what the driver holds already (some may have come with LISTEN's answer).
                 while connection.notifies:
-                    payload = connection.notifies.pop(0).payload
-                    parsed = parse_notification(payload)
-                    if parsed is not None:
-                        publish(*parsed)
-                        continue
-                    with self._heard:
-                        self._other_payloads.append(payload)
-                        self._heard.notify_all()
+                    self._apply(connection.notifies.pop(0).payload)
+                readable, _, _ = select.select([connection, self._wake_read], [], [])
+                if connection in readable:
+                    connection.poll()
         finally:
             pooled.close()
