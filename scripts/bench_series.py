@@ -11,7 +11,7 @@ series/bare ratio (DESIGN.md §17: ≥ 0.5), and the HTTP time of a 1-year windo
 mode=plot&limit=500 (≤ 100 ms p50).
 
 Usage: python scripts/bench_series.py [--server-url postgresql+psycopg2://postgres@127.0.0.1/postgres]
-       [--seconds 10] [--concurrency 50] [--tool wrk|python] [--workers 1]
+       [--seconds 10] [--concurrency 50] [--tool wrk|python] [--workers 1] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -146,6 +146,9 @@ def main() -> int:
     parser.add_argument("--tool", choices=("wrk", "python"),
                         default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--profile", metavar="FILE",
+                        help="py-spy (pip install py-spy) samples the app's process during the "
+                             "series load into FILE, as collapsed stacks (one worker only)")
     args = parser.parse_args()
 
     def load(url: str, headers: dict[str, str], seconds: float) -> dict:
@@ -204,7 +207,17 @@ def main() -> int:
         load(series_url, auth, 2)  # warm-up
         load(f"{bare_base}/points", {}, 2)
         bare = load(f"{bare_base}/points", {}, args.seconds)
+        profiler = None
+        if args.profile:
+            py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            profiler = subprocess.Popen([
+                py_spy, "record", "--format", "raw", "--rate", "250",
+                "--threads", "--nonblocking", "--duration", str(int(args.seconds)),
+                "--output", args.profile, "--pid", str(processes[0].pid),
+            ], stdout=subprocess.DEVNULL)
         series = load(series_url, auth, args.seconds)
+        if profiler is not None:
+            profiler.wait(timeout=args.seconds + 30)
 
         now = datetime.now(UTC)
         year_url = (

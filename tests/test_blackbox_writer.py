@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
 
 import pytest
 from fastapi import FastAPI
@@ -167,3 +168,4 @@ def test_a_read_that_cannot_be_recorded_is_not_shown(
     finally:
         app.state.blackbox = EventWriter(session_factory)
         client.portal.call(app.state.blackbox.start)
+        app.state.read_path = replace(app.state.read_path, blackbox=app.state.blackbox)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
 from webapp.templating import SUPPORTED_LOCALES, number_format, time_format
+from webapp.timeseries.schemas import iso_timestamps
 
 
 def values() -> list[float]:
@@ -48,3 +50,28 @@ def test_times_are_written_exactly_as_babel_writes_them(locale: str, fmt: str, z
              for moment in moments
              if write(moment) != format_datetime(moment, fmt, tzinfo=zone, locale=locale)]
     assert wrong == []
+
+
+def test_api_timestamps_are_written_as_numpy_writes_them() -> None:
+    """The series API's ISO timestamps (the SSE ids too) against numpy's own formatter: whole
+    seconds without a fraction, anything finer with six digits — even nanoseconds past a whole
+    second — from 1677 to 2262, before 1970 included."""
+    rng = np.random.default_rng(20261130)
+    whole = rng.integers(-9_000_000_000, 9_000_000_000, 2000) * 1_000_000_000
+    stamps = np.concatenate([
+        rng.integers(-9_000_000_000_000_000_000, 9_000_000_000_000_000_000, 20_000),
+        whole,
+        whole + rng.integers(1, 1000, 2000),  # nanoseconds past a whole second
+        whole + rng.integers(1, 1_000_000, 2000) * 1000,  # microseconds
+    ])
+    as_micros = stamps.view("datetime64[ns]").astype("datetime64[us]")
+    expected = [
+        f"{text[:-7]}Z" if is_whole else f"{text}Z"
+        for text, is_whole in zip(
+            np.datetime_as_string(as_micros, unit="us").tolist(),
+            (stamps % 1_000_000_000 == 0).tolist(),
+            strict=True,
+        )
+    ]
+    assert iso_timestamps(stamps) == expected
+    assert iso_timestamps(np.array([], dtype=np.int64)) == []

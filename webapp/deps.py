@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -35,13 +36,25 @@ class NotAuthenticated(Exception):
     """No valid session or bearer token; main.py turns it into 401 / 303 / HX-Redirect."""
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in a worker
+# thread, a hop that costs more than the dependency itself on the read path (DESIGN.md §17).
+
+
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """A session that connects on its first statement; most views end their transactions in
+    `db_call`, so closing it is pure bookkeeping — else the rollback runs in a worker thread."""
+    session: Session = request.app.state.session_factory()
+    try:
         yield session
+    finally:
+        if session.get_transaction() is None:
+            session.close()
+        else:
+            await run_in_threadpool(session.close)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -49,7 +62,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
-def get_sources(request: Request) -> SourceAccess:
+async def get_sources(request: Request) -> SourceAccess:
     return request.app.state.sources
 
 
@@ -57,20 +70,22 @@ def get_sources(request: Request) -> SourceAccess:
 SourcesDep = Annotated[SourceAccess, Depends(get_sources)]
 
 
-def get_blackbox(request: Request) -> EventWriter:
-    return request.app.state.blackbox
+@dataclass(frozen=True, slots=True)
+class ReadPath:
+    """What a read of plant data needs (DESIGN.md §17): how to reach the sources, the signal
+    cache, and the process's BlackBox group-commit writer. One dependency, not three: on the
+    read path each dependency FastAPI resolves costs about as much as a database round trip."""
+
+    sources: SourceAccess
+    signals: SignalCache
+    blackbox: EventWriter
 
 
-# The process's BlackBox group-commit writer (the read path's events, DESIGN.md §17).
-BlackBoxDep = Annotated[EventWriter, Depends(get_blackbox)]
+async def get_read_path(request: Request) -> ReadPath:
+    return request.app.state.read_path
 
 
-def get_signal_cache(request: Request) -> SignalCache:
-    return request.app.state.signals
-
-
-# (tenant, asset, metric) → signal for a few seconds (webapp.invalidation).
-SignalsDep = Annotated[SignalCache, Depends(get_signal_cache)]
+ReadPathDep = Annotated[ReadPath, Depends(get_read_path)]
 
 
 AssetId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="Asset id")]
@@ -95,29 +110,32 @@ def idle_timeout(settings: Settings) -> timedelta:
 PrincipalCache = TenantCache[tuple[str, str], User]
 
 
-def _authenticate(request: Request, db: Session, settings: Settings) -> User | None:
-    """The credential's user, from the principal cache or one lookup; binds `db` to the tenant."""
+def _credential_key(request: Request) -> tuple[str, str] | None:
+    """(how, digest) of the request's bearer token or browser session; None: neither."""
     token = bearer_token(request)
     if token is not None:
         request.state.auth_via = "bearer"
-        key = ("bearer", token_digest(token))
-    else:
-        session_id = request.session.get(SESSION_KEY)
-        if not session_id:
-            return None
-        request.state.auth_via = "session"
-        request.state.session_id = session_id
-        key = ("session", token_digest(session_id))
+        return ("bearer", token_digest(token))
+    session_id = request.session.get(SESSION_KEY)
+    if not session_id:
+        return None
+    request.state.auth_via = "session"
+    request.state.session_id = session_id
+    return ("session", token_digest(session_id))
+
+
+def _look_up_principal(
+    request: Request, db: Session, settings: Settings, key: tuple[str, str]
+) -> User | None:
+    """The credential's user from the database (binding `db` to the tenant), then cached."""
     principals: PrincipalCache = request.app.state.principals
-    cached = principals.get(key)
-    if cached is not None:
-        bind_tenant(db, cached.tenant_id)
-        return cached
     generation = principals.generation
-    if token is not None:
-        credential = user_for_api_token(db, token)
+    if key[0] == "bearer":
+        credential = user_for_api_token(db, bearer_token(request) or "")
     else:
-        credential = user_for_session(db, session_id, idle_timeout=idle_timeout(settings))
+        credential = user_for_session(
+            db, request.state.session_id, idle_timeout=idle_timeout(settings)
+        )
     if credential is None:
         return None
     user = credential.user
@@ -133,27 +151,46 @@ def _authenticate(request: Request, db: Session, settings: Settings) -> User | N
     return user
 
 
-def get_current_user(
+def _switch_locale(
+    request: Request, db: Session, settings: Settings, user: User, locale: str
+) -> User:
+    stored = db.get(User, user.id)  # the row itself: the snapshot is shared and read-only
+    if stored is None:
+        return user
+    set_locale(db, stored, locale)  # its commit drops the cached principal
+    db.expunge(stored)
+    key = _credential_key(request)
+    return (key and _look_up_principal(request, db, settings, key)) or user
+
+
+async def get_current_user(
     request: Request,
     db: SessionDep,
-    settings: SettingsDep,
     _bearer: Annotated[str | None, Security(oauth2_scheme)] = None,
 ) -> User:
     """The authenticated, active user of an active tenant; binds `db` to that tenant.
 
     Tenant access is decided here and only here: inactive users and inactive tenants never
     resolve (the session/token lookup filters them), so every route behind it is scoped.
+    A cached principal costs no database round trip and no worker thread.
     """
-    user = _authenticate(request, db, settings)
-    if user is None:
+    settings: Settings = request.app.state.settings
+    key = _credential_key(request)
+    if key is None:
         raise NotAuthenticated()
+    principals: PrincipalCache = request.app.state.principals
+    user = principals.get(key)
+    if user is not None:
+        bind_tenant(db, user.tenant_id)
+    else:
+        user = await run_in_threadpool(_look_up_principal, request, db, settings, key)
+        if user is None:
+            raise NotAuthenticated()
     requested_locale = request.query_params.get("lang")
     if requested_locale in SUPPORTED_LOCALES and requested_locale != user.locale:
-        stored = db.get(User, user.id)  # the row itself: the snapshot is shared and read-only
-        if stored is not None:
-            set_locale(db, stored, requested_locale)
-            db.expunge(stored)
-            user = _authenticate(request, db, settings) or user
+        user = await run_in_threadpool(
+            _switch_locale, request, db, settings, user, requested_locale
+        )
     request.state.user = user
     request.state.locale = user.locale if user.locale in SUPPORTED_LOCALES else "en"
     session_id = getattr(request.state, "session_id", None)
@@ -215,8 +252,8 @@ def configuration_changed(
     request.app.state.scanner.invalidate()
 
 
-def require_role(minimum: Role) -> Callable[[User], User]:
-    def check_role(user: CurrentUser) -> User:
+def require_role(minimum: Role) -> Callable[[User], Awaitable[User]]:
+    async def check_role(user: CurrentUser) -> User:
         if ROLE_RANK[Role(user.role)] < ROLE_RANK[minimum]:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"This action needs the {minimum.value} role or higher"
@@ -258,14 +295,14 @@ def wants_json(request: Request) -> bool:
 __all__ = [
     "AdminUser",
     "AssetId",
-    "BlackBoxDep",
     "CurrentUser",
     "EngineerUser",
     "NotAuthenticated",
     "OperatorUser",
+    "ReadPath",
+    "ReadPathDep",
     "SessionDep",
     "SettingsDep",
-    "SignalsDep",
     "SourcesDep",
     "get_current_user",
     "is_htmx",

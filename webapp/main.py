@@ -28,7 +28,7 @@ from webapp.config import PROJECT_ROOT, Settings, get_settings
 from webapp.connectors.registry import close_all_connectors
 from webapp.db import create_db_engine, create_session_factory, role_bypasses_rls, tenant_session
 from webapp.demo.seed import demo_tenant, seed_demo_signal_mappings
-from webapp.deps import NotAuthenticated, verify_csrf, wants_json
+from webapp.deps import NotAuthenticated, ReadPath, verify_csrf, wants_json
 from webapp.health import views as health_views
 from webapp.health.service import HealthMonitor
 from webapp.integrations import views as integration_views
@@ -210,6 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.charts = LiveCharts(app.state.hub)
         app.state.blackbox = EventWriter(app.state.session_factory)
         app.state.blackbox.start()
+        app.state.read_path = ReadPath(app.state.sources, app.state.signals, app.state.blackbox)
         app.state.scanner = Scanner(
             session_factory=app.state.session_factory,
             hub=app.state.hub,

@@ -96,9 +96,18 @@ def _is_intact(event: Mapping[str, Any], expected_prev_hash: str, previous_id: i
 # --- canonical JSON ------------------------------------------------------------------------
 
 
+# Exactly what json.dumps(text, ensure_ascii=False) writes for a str, without the encoder's
+# set-up on every call (a BlackBox event has a dozen strings to hash).
+_quote = json.encoder.encode_basestring
+
+
 def _canonical(value: Any) -> str:
     if value is None:
         return "null"
+    if type(value) is str:
+        return _quote(value)
+    if type(value) is int:
+        return str(value)  # what _number gives a plain int, without the Decimal round trip
     if isinstance(value, bool):  # before int: bool is an int subclass
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -109,7 +118,7 @@ def _canonical(value: Any) -> str:
         return json.dumps(_timestamp(value))
     if isinstance(value, Mapping):
         members = sorted(((_key(key), item) for key, item in value.items()), key=_first)
-        body = ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_canonical(v)}" for k, v in members)
+        body = ",".join(f"{_quote(k)}:{_canonical(v)}" for k, v in members)
         return "{" + body + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_canonical(item) for item in value) + "]"

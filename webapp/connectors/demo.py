@@ -27,6 +27,7 @@ Tags read `PI:{asset code}.{SIGNAL}`, e.g. `PI:P-101.VIB`:
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import zlib
@@ -244,6 +245,18 @@ def demo_values(tag: str, timestamps_ns: np.ndarray) -> np.ndarray:
     return np.clip(values, p.low, p.high, out=values)
 
 
+@functools.lru_cache(maxsize=512)
+def _minute_window(tag: str, first: int, last: int) -> Series:
+    """The readings of whole minutes first..last. Every poll of the same minute asks for the
+    same window, and the values are a pure function of (tag, minute): computed once, shared
+    read-only."""
+    ts = np.arange(first, last + 1, dtype=np.int64) * _MINUTE_NS
+    series = make_series(ts, demo_values(tag, ts), presorted=True)
+    for array in (series.timestamps, series.values, series.quality):
+        array.flags.writeable = False
+    return series
+
+
 class DemoConnector(Connector):
     """Deterministic synthetic historian with 1-minute history (type "demo")."""
 
@@ -260,8 +273,7 @@ class DemoConnector(Connector):
             first = max(first, -(-datetime_to_ns(from_time) // _MINUTE_NS))  # ceil
         if first > last:
             return Series.empty()
-        ts = np.arange(first, last + 1, dtype=np.int64) * _MINUTE_NS
-        return make_series(ts, demo_values(tag, ts), presorted=True)
+        return _minute_window(tag, first, last)
 
     async def fetch_latest(self, tag: str) -> Series:
         # Microsecond resolution, like real historians: the published ISO timestamp then

@@ -52,12 +52,17 @@ def iso_timestamps(timestamps_ns: np.ndarray) -> list[str]:
     if not len(timestamps_ns):
         return []
     as_micros = timestamps_ns.view("datetime64[ns]").astype("datetime64[us]")
-    texts = np.datetime_as_string(as_micros, unit="us").tolist()
-    whole_seconds = (timestamps_ns % 1_000_000_000 == 0).tolist()
-    return [
-        f"{text[:-7]}Z" if whole else f"{text}Z"
-        for text, whole in zip(texts, whole_seconds, strict=True)
-    ]
+    # orjson writes datetimes by that very rule, ~4x faster than numpy's datetime_as_string.
+    texts: list[str] = orjson.loads(orjson.dumps(as_micros.tolist(), option=_UTC_Z))
+    # ...but by the microsecond: a reading a few nanoseconds past a whole second keeps its
+    # (zero) microseconds, as it always has.
+    finer = (as_micros.view(np.int64) % 1_000_000 == 0) & (timestamps_ns % 1_000_000_000 != 0)
+    for index in np.flatnonzero(finer).tolist():
+        texts[index] = f"{texts[index][:-1]}.000000Z"
+    return texts
+
+
+_UTC_Z = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 
 
 def point_dicts(series: Series, unit: str | None) -> list[dict[str, object]]:

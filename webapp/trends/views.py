@@ -20,9 +20,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from webapp.blackbox.writer import EventWriter
 from webapp.db import utcnow
-from webapp.deps import BlackBoxDep, CurrentUser, SessionDep, SettingsDep, SourcesDep, db_call
+from webapp.deps import CurrentUser, ReadPath, ReadPathDep, SessionDep, SettingsDep, db_call
 from webapp.integrations.service import SourceAccess
 from webapp.series import ns_to_datetime
 from webapp.templating import in_locale, is_htmx, render_page
@@ -71,13 +70,11 @@ ToTime = Annotated[UTCDatetime | None, Query(description="ISO 8601, with range=c
 TEMPLATE = "trends/index.html"
 
 
-async def _read(
-    blackbox: EventWriter, user: User, signal: Signal, window: SeriesWindow, sources: SourceAccess
-) -> ReadOutcome:
+async def _read(path: ReadPath, user: User, signal: Signal, window: SeriesWindow) -> ReadOutcome:
     """One pen read with its SENSOR event; a source that is down (503) becomes the pen's error
     (its CONNECTOR event is written all the same)."""
     try:
-        read = await read_series_for_user(blackbox, user, signal, window, sources)
+        read = await read_series_for_user(path, user, signal, window)
     except HTTPException as exc:
         if exc.status_code != status.HTTP_503_SERVICE_UNAVAILABLE:
             raise
@@ -146,23 +143,21 @@ def _links(
 
 
 async def _trend(
-    request: Request, blackbox: EventWriter, user: User, sources: SourceAccess,
-    interval_seconds: float,
+    request: Request, path: ReadPath, user: User, interval_seconds: float,
     refs: list[PenRef], pens: list[PenSignal], window: SeriesWindow, trend_range: TrendRange,
     compare: Compare | None, from_time: datetime | None, to_time: datetime | None,
 ) -> dict[str, object]:
     locale, timezone = request.state.locale, user.tenant.timezone
     # The pens' sources are read side by side (each read is recorded by the group commit).
     reads = list(await asyncio.gather(
-        *(_read(blackbox, user, pen.signal, window, sources) for pen in pens)
+        *(_read(path, user, pen.signal, window) for pen in pens)
     ))
     compared: list[ReadOutcome | None] = [None] * len(pens)
     if compare is not None:
         compared = list(await asyncio.gather(
-            *(_read(blackbox, user, pen.signal, earlier(window, compare), sources)
-              for pen in pens)
+            *(_read(path, user, pen.signal, earlier(window, compare)) for pen in pens)
         ))
-    histories = await _history(pens, reads, trend_range, sources)
+    histories = await _history(pens, reads, trend_range, path.sources)
     ranges = [
         engineering_range(pen.range_low, pen.range_high, pen.limits, history)
         for pen, history in zip(pens, histories, strict=True)
@@ -284,9 +279,8 @@ async def trends_page(
     request: Request,
     db: SessionDep,
     user: CurrentUser,
-    blackbox: BlackBoxDep,
+    path: ReadPathDep,
     settings: SettingsDep,
-    sources: SourcesDep,
     pen: PenQuery = [],  # noqa: B006 - FastAPI copies query defaults
     trend_range: RangeQuery = DEFAULT_RANGE,
     compare: CompareQuery = None,
@@ -309,7 +303,7 @@ async def trends_page(
     except service.PenNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     trend = await _trend(
-        request, blackbox, user, sources, settings.stream_interval_seconds, refs, pens, window,
+        request, path, user, settings.stream_interval_seconds, refs, pens, window,
         trend_range, compare, from_time, to_time,
     )
     context: dict[str, object] = {"trend": trend, "problem": None}

@@ -29,12 +29,11 @@ from webapp.blackbox.writer import EventsNotRecorded, EventWriter
 from webapp.db import as_utc, utcnow
 from webapp.deps import (
     AssetId,
-    BlackBoxDep,
     CurrentUser,
+    ReadPath,
+    ReadPathDep,
     SessionDep,
     SettingsDep,
-    SignalsDep,
-    SourcesDep,
     credential_digest,
     db_call,
     stream_slot,
@@ -42,7 +41,6 @@ from webapp.deps import (
 from webapp.health import service as health_service
 from webapp.health.presenters import health_panel, vibration_class
 from webapp.health.service import AssetHealthView
-from webapp.integrations.service import SourceAccess
 from webapp.live.grid import CardReadings, read_cards
 from webapp.live.hub import LiveHub
 from webapp.live.transport import LiveEventSourceResponse, event_id
@@ -150,7 +148,7 @@ async def record_events(blackbox: EventWriter, drafts: list[EventDraft]) -> None
         ) from None
 
 
-def series_window(
+async def series_window(
     from_time: FromTime = None,
     to_time: ToTime = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
@@ -174,16 +172,17 @@ SERIES_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def read_series_for_user(
-    blackbox: EventWriter, user: User, signal: Signal, window: series_service.SeriesWindow,
-    sources: SourceAccess,
+    path: ReadPath, user: User, signal: Signal, window: series_service.SeriesWindow
 ) -> SeriesRead:
     """Read and record in the BlackBox; an unreachable source without fallback → 503."""
     try:
-        read = await series_service.read_series(signal, window, sources)
+        read = await series_service.read_series(signal, window, path.sources)
     except SourceUnavailable as failure:
-        await record_failure(blackbox, user, failure)
+        await record_failure(path.blackbox, user, failure)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure)) from None
-    await record_events(blackbox, series_service.series_read_events(user_id=user.id, read=read))
+    await record_events(
+        path.blackbox, series_service.series_read_events(user_id=user.id, read=read)
+    )
     return read
 
 
@@ -245,13 +244,11 @@ async def metric_series(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
-    blackbox: BlackBoxDep,
-    signals: SignalsDep,
-    sources: SourcesDep,
+    path: ReadPathDep,
     window: WindowQuery,
 ) -> FastJSONResponse:
-    signal = await signal_or_404(db, signals, user, asset_id, metric_name)
-    read = await read_series_for_user(blackbox, user, signal, window, sources)
+    signal = await signal_or_404(db, path.signals, user, asset_id, metric_name)
+    read = await read_series_for_user(path, user, signal, window)
     # Built directly: a response model would re-validate thousands of points; orjson writes
     # them several times faster than the standard library.
     return FastJSONResponse(
@@ -302,15 +299,13 @@ async def metric_series_csv(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
-    blackbox: BlackBoxDep,
-    signals: SignalsDep,
-    sources: SourcesDep,
+    path: ReadPathDep,
     window: WindowQuery,
 ) -> Response:
     """The series API's points as a CSV download (one SENSOR event, like the JSON)."""
-    signal = await signal_or_404(db, signals, user, asset_id, metric_name)
+    signal = await signal_or_404(db, path.signals, user, asset_id, metric_name)
     asset = await db_call(db, asset_or_404, asset_id)
-    read = await read_series_for_user(blackbox, user, signal, window, sources)
+    read = await read_series_for_user(path, user, signal, window)
     filename = _csv_filename(asset.code, signal.metric, read)
     return Response(
         _series_csv(read),
@@ -514,10 +509,8 @@ async def metric_view(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
-    blackbox: BlackBoxDep,
-    signals: SignalsDep,
+    path: ReadPathDep,
     settings: SettingsDep,
-    sources: SourcesDep,
     chart_range: RangeQuery = ChartRange.last_100,
     order: OrderQuery = GridOrder.attention,
     from_time: LocalTime = None,
@@ -530,8 +523,8 @@ async def metric_view(
     status_code = 200
     try:
         window = _metric_window(chart_range, from_time, to_time, tz)
-        signal, limits = await _signal_and_limits(db, signals, user, asset_id, metric_name)
-        read = await read_series_for_user(blackbox, user, signal, window, sources)
+        signal, limits = await _signal_and_limits(db, path.signals, user, asset_id, metric_name)
+        read = await read_series_for_user(path, user, signal, window)
         timezone = user.tenant.timezone
         context["metric"] = {
             **metric_context(
@@ -625,11 +618,10 @@ def _last_event_time(request: Request) -> datetime | None:
 
 
 async def _ensure_chart(
-    charts: LiveCharts, blackbox: EventWriter, user: User, signal: Signal, chart_range: ChartRange,
-    sources: SourceAccess,
+    charts: LiveCharts, path: ReadPath, user: User, signal: Signal, chart_range: ChartRange
 ) -> tuple[int, str]:
     """Seed the shared chart of (mapping, range); the stream's one SENSOR event is this read."""
-    read = await read_series_for_user(blackbox, user, signal, chart_window(chart_range), sources)
+    read = await read_series_for_user(path, user, signal, chart_window(chart_range))
     key = (signal.mapping_id, chart_range.value)
     charts.seed(
         key, read.series, signal=signal, window=lambda: chart_window(chart_range),
@@ -647,10 +639,8 @@ async def metric_fragment_stream(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
-    blackbox: BlackBoxDep,
-    signals: SignalsDep,
+    path: ReadPathDep,
     settings: SettingsDep,
-    sources: SourcesDep,
     chart_range: RangeQuery = ChartRange.last_100,
 ) -> EventSourceResponse:
     """SSE fragments (§18): the stream opens with `latest`, `chart` and `table`; then `latest`
@@ -661,9 +651,9 @@ async def metric_fragment_stream(
     hub = _hub(request)
     with stream_slot(request, user, settings) as release:
         # The chart's limits are read once, here (one edited later shows on the next stream).
-        signal, limits = await _signal_and_limits(db, signals, user, asset_id, metric_name)
+        signal, limits = await _signal_and_limits(db, path.signals, user, asset_id, metric_name)
         charts = _charts(request)
-        chart_key = await _ensure_chart(charts, blackbox, user, signal, chart_range, sources)
+        chart_key = await _ensure_chart(charts, path, user, signal, chart_range)
         # Everything the stream needs is copied now: no database session while it streams.
         locale, timezone = request.state.locale, user.tenant.timezone
         digest, after = credential_digest(request), _last_event_time(request)
@@ -721,22 +711,21 @@ async def metric_point_stream(
     metric_name: MetricName,
     db: SessionDep,
     user: CurrentUser,
-    blackbox: BlackBoxDep,
-    signals: SignalsDep,
+    path: ReadPathDep,
     settings: SettingsDep,
 ) -> EventSourceResponse:
     """`event: point` per new reading, `id:` its timestamp; honours Last-Event-ID."""
     hub = _hub(request)
     with stream_slot(request, user, settings) as release:
-        signal = await signal_or_404(db, signals, user, asset_id, metric_name)
+        signal = await signal_or_404(db, path.signals, user, asset_id, metric_name)
         latest = await hub.latest(signal)
         if latest is None:
             failure = SourceUnavailable(signal, f"The source for {signal.metric} is unavailable")
-            await record_failure(blackbox, user, failure)
+            await record_failure(path.blackbox, user, failure)
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(failure))
         opened = series_service.stream_opened(signal, *latest)
         await record_events(
-            blackbox, series_service.series_read_events(user_id=user.id, read=opened)
+            path.blackbox, series_service.series_read_events(user_id=user.id, read=opened)
         )
         digest, after = credential_digest(request), _last_event_time(request)
 
