@@ -213,6 +213,8 @@ def server_main(args: argparse.Namespace) -> int:
         settings = Settings(
             database_url=url, secret_key="bench", demo_mode=False,
             stream_interval_seconds=args.interval,
+            # One bench user holds every stream: lift the per-user cap (20 by default).
+            streams_per_user=args.viewers,
         )
         migrate(settings)
         seed_demo(settings)

@@ -39,8 +39,9 @@ class EventsNotRecorded(Exception):
 @dataclass(slots=True)
 class _Request:
     drafts: tuple[EventDraft, ...]
-    # A thread-safe future: the caller's event loop need not be the writer's.
-    done: Future[None] = field(default_factory=Future, repr=False)
+    # Settled by the writer's loop: an asyncio future for a caller on that loop (the usual
+    # case: no cross-thread wake-up per request), a thread-safe one for any other loop's.
+    done: asyncio.Future[None] | Future[None] = field(repr=False)
 
 
 class EventWriter:
@@ -70,14 +71,17 @@ class EventWriter:
             return
         if self._closing or self._loop is None or self._task is None or self._task.done():
             raise EventsNotRecorded("the BlackBox writer is not running")
-        request = _Request(tuple(drafts))
+        waiting: asyncio.Future[None]
         if asyncio.get_running_loop() is self._loop:
-            self._enqueue(request)
+            waiting = self._loop.create_future()
+            self._enqueue(_Request(tuple(drafts), waiting))
         else:  # e.g. a test client running its own loop: hand over thread-safely
-            self._loop.call_soon_threadsafe(self._enqueue, request)
+            threadsafe: Future[None] = Future()
+            self._loop.call_soon_threadsafe(self._enqueue, _Request(tuple(drafts), threadsafe))
+            waiting = asyncio.wrap_future(threadsafe)
         # Shielded: a client that disconnects does not unrecord a fetch that happened, and the
         # writer, not the cancelled request, settles the future.
-        await asyncio.shield(asyncio.wrap_future(request.done))
+        await asyncio.shield(waiting)
 
     def _enqueue(self, request: _Request) -> None:
         if self._task is None or self._task.done():  # closed (or crashed) meanwhile
