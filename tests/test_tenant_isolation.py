@@ -73,6 +73,10 @@ def corrupt(owner_engine: Engine, sql: str, params: list[dict] | dict) -> None:
                 connection.exec_driver_sql("PRAGMA foreign_keys = ON")
             else:
                 connection.exec_driver_sql("SET session_replication_role = DEFAULT")
+                # Committed, or the reset would roll back with the closing transaction and the
+                # pooled connection would go on skipping every trigger (and FK check) for the
+                # tests after this one.
+                connection.commit()
 
 
 def blackbox_count(owner_engine: Engine) -> int:

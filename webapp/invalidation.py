@@ -110,12 +110,10 @@ class TenantCache(Generic[K, V]):
                 del self._entries[key]
 
     def forget(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._entries.clear()
+        self.set_trusted(self.trusted)
 
     def set_trusted(self, trusted: bool) -> None:
-        """Forget everything; answer again only when `trusted`."""
+        """Forget everything; from now on answer only if `trusted`."""
         with self._lock:
             self._generation += 1
             self._entries.clear()
@@ -237,7 +235,8 @@ def _forget_rolled_back(session: Session, _previous_transaction: object) -> None
 
 
 def parse_notification(payload: str) -> tuple[Topic, int] | None:
-    """`topic:tenant_id` as `announce` sends it; anything else (another sender) is ignored."""
+    """`topic:tenant_id` as migration 0008's triggers send it; anything else (a barrier, another
+    sender) is not an announcement."""
     topic, _, tenant = payload.partition(":")
     try:
         return Topic(topic), int(tenant)
