@@ -326,13 +326,8 @@ def series_read_events(*, user_id: int, read: SeriesRead) -> list[EventDraft]:
     """Exactly one SENSOR event per successful fetch; a fallback adds its CONNECTOR warning."""
     signal = read.signal
     events = [
-        EventDraft(
-            tenant_id=signal.tenant_id,
-            asset_id=signal.asset_id,
-            source_system="OPTRIA_TWIN",
-            source_type="TAG_READING",
-            event_category="SENSOR",
-            severity="INFO",
+        _twin_event(
+            signal, source_type="TAG_READING", category="SENSOR", severity="INFO",
             summary=f"Time-series fetched for {signal.metric} via Digital Twin",
             payload={
                 "metric": signal.metric,
@@ -354,13 +349,8 @@ def series_read_events(*, user_id: int, read: SeriesRead) -> list[EventDraft]:
 
 def source_failure_events(*, user_id: int, signal: Signal, message: str) -> list[EventDraft]:
     return [
-        EventDraft(
-            tenant_id=signal.tenant_id,
-            asset_id=signal.asset_id,
-            source_system="OPTRIA_TWIN",
-            source_type="CONNECTOR",
-            event_category="CONNECTOR",
-            severity="WARNING",
+        _twin_event(
+            signal, source_type="CONNECTOR", category="CONNECTOR", severity="WARNING",
             summary=message,
             payload={
                 "metric": signal.metric,
@@ -371,3 +361,14 @@ def source_failure_events(*, user_id: int, signal: Signal, message: str) -> list
             },
         )
     ]
+
+
+def _twin_event(
+    signal: Signal, *, source_type: str, category: str, severity: str, summary: str,
+    payload: dict[str, Any],
+) -> EventDraft:
+    return EventDraft(
+        tenant_id=signal.tenant_id, asset_id=signal.asset_id, source_system="OPTRIA_TWIN",
+        source_type=source_type, event_category=category, severity=severity, summary=summary,
+        payload=payload,
+    )
