@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import sqlalchemy as sa
 import uvicorn
@@ -172,6 +174,20 @@ def same_floats(got: Sequence[float | None], expected: Sequence[float]) -> bool:
 
 
 # --- peers -----------------------------------------------------------------------------------
+
+
+def wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, timeout: float) -> None:
+    """Until the app process we started answers /healthz; it must not die meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, "the app process died at startup"
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the app process never answered"
+        time.sleep(0.1)  # polling a process we do not own: nothing to await
 
 
 def free_port() -> int:

@@ -14,13 +14,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from tests.conftest import TEST_SECRET_KEY, make_tenant_world, migrated_database
-from tests.peers import add_integration, add_mapping, events, free_port, make_sql_historian
+from tests.peers import (
+    add_integration,
+    add_mapping,
+    events,
+    free_port,
+    make_sql_historian,
+    wait_until_healthy,
+)
 from webapp.alarms.schemas import LimitCreate
 from webapp.alarms.service import create_limit
 from webapp.config import PROJECT_ROOT
@@ -50,16 +56,7 @@ def app_process(database_url: str) -> Iterator[subprocess.Popen[bytes]]:
         cwd=PROJECT_ROOT, env=env,
     )
     try:
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            assert process.poll() is None, "the app process died at startup"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the app process never answered"
-            time.sleep(0.1)
+        wait_until_healthy(process, f"http://127.0.0.1:{port}", DEADLINE)
         yield process
     finally:
         if process.poll() is None:

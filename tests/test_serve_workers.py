@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from tests.conftest import postgres_server_url, temporary_postgres_database
-from tests.peers import event_count, events
+from tests.peers import event_count, events, free_port, wait_until_healthy
 from webapp.cli import main
 from webapp.config import PROJECT_ROOT, get_settings
 from webapp.db import create_db_engine, create_session_factory, tenant_session
@@ -41,12 +40,6 @@ WORKERS = 2
 FETCHES = 50
 STARTUP_SECONDS = 60
 CLI = [sys.executable, "-m", "webapp.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def server_env(database_url: str, port: int) -> dict[str, str]:
@@ -71,16 +64,7 @@ def running_server(database_url: str, port: int) -> Iterator[subprocess.Popen[by
                               env=server_env(database_url, port), cwd=PROJECT_ROOT,
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert server.poll() is None, "the server exited during startup"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "not up in time"
-            time.sleep(0.2)  # polling a process we do not own: nothing to await
+        wait_until_healthy(server, f"http://127.0.0.1:{port}", STARTUP_SECONDS)
         yield server
     finally:
         if server.poll() is None:
