@@ -126,6 +126,29 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
+def log_in(page, server: LiveServer, email: str, *, lang: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Fill and submit the login form like a user (on the login page the app redirected to, if
+    it did); lands on the twin overview, signed in as `email`. English fields are found by
+    their labels (so they must have them); another language's by name."""
+    from playwright.sync_api import expect  # imported here: this module must load without it
+
+    if lang is not None:
+        page.goto(f"/login?lang={lang}")
+    elif "/login" not in page.url:
+        page.goto("/login")
+    form = page.locator("form[action^='/login']")
+    if lang is None:
+        email_field, password_field = form.get_by_label("Email"), form.get_by_label("Password")
+    else:
+        email_field = form.locator("input[name=email]")
+        password_field = form.locator("input[name=password]")
+    email_field.fill(email)
+    password_field.fill(server.settings.demo_password)
+    form.locator("button[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"/twins(\?.*)?$"))
+    expect(page.locator("[data-role=current-user]")).to_contain_text(email)
+
+
 def _artifact_name(node_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", node_name)
 

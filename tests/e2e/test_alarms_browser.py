@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import IN_CI
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, log_in
 from tests.peers import make_sql_historian
 
 try:
@@ -94,15 +94,6 @@ def watched_signal(
     historian = sa.create_engine(url)
     yield WatchedSignal(asset.json()["id"], historian)
     historian.dispose()
-
-
-def log_in(page: Page, server: LiveServer, email: str) -> None:
-    page.goto("/login")
-    form = page.locator("form[action='/login']")
-    form.get_by_label("Email").fill(email)
-    form.get_by_label("Password").fill(server.settings.demo_password)
-    form.locator("button[type=submit]").click()
-    expect(page).to_have_url(re.compile(r"/twins(\?.*)?$"))
 
 
 def test_an_alarm_appears_live_and_an_operator_acknowledges_it(

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.conftest import IN_CI
-from tests.e2e.conftest import ARTIFACTS, STREAM_INTERVAL_SECONDS, LiveServer
+from tests.e2e.conftest import ARTIFACTS, STREAM_INTERVAL_SECONDS, LiveServer, log_in
 
 try:
     from playwright.sync_api import Locator, Page, expect
@@ -35,18 +35,6 @@ METRIC_VIEW = "#metric-view [data-role=metric-view]"
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def log_in(page: Page, server: LiveServer, email: str = DEMO_ADMIN) -> None:
-    """Fill and submit the login form like a user; lands on the twin overview."""
-    if "/login" not in page.url:
-        page.goto("/login")
-    form = page.locator("form[action='/login']")
-    form.get_by_label("Email").fill(email)
-    form.get_by_label("Password").fill(server.settings.demo_password)
-    form.locator("button[type=submit]").click()
-    expect(page).to_have_url(re.compile(r"/twins(\?.*)?$"))
-    expect(page.locator("[data-role=current-user]")).to_contain_text(email)
 
 
 def card(page: Page, code: str) -> Locator:
@@ -101,7 +89,7 @@ def test_login_lands_on_grid_with_live_card_values(page: Page, live_server: Live
     page.goto("/twins")
     # Not logged in: the login page, which remembers where the user was going.
     expect(page).to_have_url(re.compile(r"/login\?next=%2Ftwins$"))
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_ADMIN)
     expect(page).to_have_url(re.compile(r"/twins$"))
 
     cards = page.locator("#asset-grid [data-role=asset-card]")
@@ -120,7 +108,7 @@ def test_login_lands_on_grid_with_live_card_values(page: Page, live_server: Live
 
 
 def test_card_opens_panel_with_first_metric_chart(page: Page, live_server: LiveServer) -> None:
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_ADMIN)
     asset_id, name = open_asset(page, "C-301")
 
     panel = page.locator(PANEL)
@@ -145,7 +133,7 @@ def test_card_opens_panel_with_first_metric_chart(page: Page, live_server: LiveS
 
 
 def test_metric_button_and_range_switch(page: Page, live_server: LiveServer) -> None:
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_ADMIN)
     asset_id, _ = open_asset(page, "P-101")
     buttons = page.locator(f"{PANEL} [data-role=metric-button]")
     expect(page.locator(METRIC_VIEW)).to_have_attribute(
@@ -184,7 +172,7 @@ def test_metric_button_and_range_switch(page: Page, live_server: LiveServer) -> 
 
 def test_live_24h_chart_stays_within_plot_budget(page: Page, live_server: LiveServer) -> None:
     """Live ticks append to the shared 24 h chart; it is re-downsampled to stay a plot."""
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_ADMIN)
     asset_id, _ = open_asset(page, "P-201")
     page.goto(f"/twins/assets/{asset_id}/metrics/temperature?range=24h")
     view = page.locator(f"{METRIC_VIEW}[data-metric=temperature]")
@@ -201,7 +189,7 @@ def test_live_24h_chart_stays_within_plot_budget(page: Page, live_server: LiveSe
 
 
 def test_latest_value_updates_live(page: Page, live_server: LiveServer) -> None:
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_ADMIN)
     open_asset(page, "GT-501")
     view = page.locator(METRIC_VIEW)
     expect_chart(view)
@@ -238,7 +226,7 @@ def test_latest_value_updates_live(page: Page, live_server: LiveServer) -> None:
 
 
 def test_back_button_and_escape_close_the_panel(page: Page, live_server: LiveServer) -> None:
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_ADMIN)
     panel_slot = page.locator("#twin-panel")
     asset_id, _ = open_asset(page, "E-401")
     expect(page).to_have_url(re.compile(rf"/twins/assets/{asset_id}$"))
@@ -296,7 +284,7 @@ def test_arabic_mirrors_the_layout(page: Page, live_server: LiveServer) -> None:
 
 
 def test_keyboard_only(page: Page, live_server: LiveServer) -> None:
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_ADMIN)
     page.goto("/twins")  # a fresh page: focus starts at the document
     tab_until(page, "asset-card", max_presses=30)
     asset_id = page.evaluate("() => document.activeElement.dataset.assetId")
@@ -318,7 +306,7 @@ def test_keyboard_only(page: Page, live_server: LiveServer) -> None:
 
 
 def test_errors_stay_readable_in_the_panel(page: Page, live_server: LiveServer) -> None:
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_ADMIN)
     asset_id = card(page, "C-302").get_attribute("data-asset-id")
 
     # A deep link to a metric the asset does not have: the full page, error inside the panel.

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import IN_CI
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, log_in
 
 try:
     from playwright.sync_api import Page, expect
@@ -47,15 +47,6 @@ READ_CARDS = """() => [
   })"""
 
 
-def log_in(page: Page, server: LiveServer) -> None:
-    page.goto("/login")
-    form = page.locator("form[action='/login']")
-    form.get_by_label("Email").fill(DEMO_VIEWER)
-    form.get_by_label("Password").fill(server.settings.demo_password)
-    form.locator("button[type=submit]").click()
-    expect(page).to_have_url(re.compile(r"/twins(\?.*)?$"))
-
-
 def assessed_cards(page: Page) -> list[dict[str, Any]]:
     """The grid once the health scanner has judged every asset (reloading until it has)."""
     deadline = time.monotonic() + ASSESSED_WITHIN_S
@@ -79,7 +70,7 @@ def attention_order(cards: list[dict[str, Any]]) -> list[str]:
 def test_the_grid_opens_in_attention_order_and_can_be_ordered_by_code(
     page: Page, live_server: LiveServer
 ) -> None:
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_VIEWER)
 
     cards = assessed_cards(page)
 
@@ -124,7 +115,7 @@ def test_opening_an_asset_moves_no_card_to_another_row_or_column(
     page: Page, live_server: LiveServer, width: int
 ) -> None:
     page.set_viewport_size({"width": width, "height": 900})
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_VIEWER)
     before = page.evaluate(CARD_CELLS)
     columns = max(column for _, _, column in before) + 1
 
@@ -145,7 +136,7 @@ def test_the_open_data_table_and_focus_survive_live_updates(
 ) -> None:
     """§18: live `latest` events never close the table an operator opened, nor take focus."""
     page.set_viewport_size({"width": width, "height": 900})
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_VIEWER)
     page.locator("[data-role=asset-card]").first.click()
     view = page.locator("#metric-view [data-role=metric-view]")
     expect(view.locator("[data-role=live-status]")).to_have_attribute("data-state", "live")

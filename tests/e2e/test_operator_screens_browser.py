@@ -6,7 +6,6 @@ axis inside its plot.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
@@ -14,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import IN_CI
-from tests.e2e.conftest import ARTIFACTS, LiveServer
+from tests.e2e.conftest import ARTIFACTS, LiveServer, log_in
 
 try:
     from playwright.sync_api import Page, expect
@@ -31,15 +30,6 @@ PLANT_ZONE = "Asia/Riyadh"  # the demo tenant's
 MIN_LABEL_PX = 10.0
 
 
-def log_in(page: Page, server: LiveServer, *, lang: str | None = None) -> None:
-    page.goto("/login" + (f"?lang={lang}" if lang else ""))
-    form = page.locator("form[action^='/login']")
-    form.locator("input[name=email]").fill(DEMO_VIEWER)
-    form.locator("input[name=password]").fill(server.settings.demo_password)
-    form.locator("button[type=submit]").click()
-    expect(page).to_have_url(re.compile(r"/twins(\?.*)?$"))
-
-
 def open_first_metric(page: Page) -> None:
     page.locator("[data-role=asset-card]").first.click()
     chart = page.locator("#metric-view [data-role=metric-view] svg[data-role=chart]")
@@ -49,7 +39,7 @@ def open_first_metric(page: Page) -> None:
 def test_an_operator_picks_a_custom_window_in_plant_time_and_goes_back_to_live(
     page: Page, live_server: LiveServer
 ) -> None:
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_VIEWER)
     open_first_metric(page)
     view = page.locator("#metric-view [data-role=metric-view]")
     expect(view.locator("[data-role=live-status]")).to_have_attribute("data-state", "live")
@@ -89,7 +79,7 @@ def test_an_operator_picks_a_custom_window_in_plant_time_and_goes_back_to_live(
 def test_a_bad_custom_window_says_what_was_wrong_and_leads_back(
     page: Page, live_server: LiveServer
 ) -> None:
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_VIEWER)
     open_first_metric(page)
     view = page.locator("#metric-view [data-role=metric-view]")
     view.locator("[data-role=custom-range] summary").click()
@@ -120,7 +110,7 @@ def test_every_screen_fits_and_its_chart_labels_are_readable(
     page: Page, live_server: LiveServer, screen: str, width: int
 ) -> None:
     page.set_viewport_size({"width": width, "height": 900})
-    log_in(page, live_server)
+    log_in(page, live_server, DEMO_VIEWER)
     asset_id = page.locator("[data-role=asset-card]").first.get_attribute("data-asset-id")
     path = SCREENS[screen]
     if path is None:
@@ -150,7 +140,7 @@ def test_every_screen_fits_and_its_chart_labels_are_readable(
 def test_the_arabic_time_axis_stays_inside_the_chart(page: Page, live_server: LiveServer) -> None:
     """Right-to-left labels are anchored at their ticks: none runs off the plot's sides."""
     page.set_viewport_size({"width": 1366, "height": 900})
-    log_in(page, live_server, lang="ar")
+    log_in(page, live_server, DEMO_VIEWER, lang="ar")
     page.locator("[data-role=asset-card]").first.click()
     view = page.locator("#metric-view [data-role=metric-view]")
     view.locator("[data-role=range-switch] a[data-range='24h']").click()
