@@ -12,14 +12,14 @@ from contextlib import contextmanager
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import TenantWorld, bearer_headers
 from tests.peers import add_integration, add_mapping
 from webapp.db import tenant_session
 from webapp.integrations.models import ExternalSignalMapping
-from webapp.invalidation import TenantCache, Topic, parse_notification
+from webapp.invalidation import CHANNEL, TenantCache, Topic, parse_notification
 from webapp.tenancy.models import ApiToken, Tenant, UserSession
 
 # --- the cache itself ---------------------------------------------------------------------------
@@ -263,3 +263,39 @@ def test_on_sqlite_every_request_looks_its_credential_and_signal_up(
         for _ in range(3):
             assert client.get(series_url, headers=headers).status_code == 200
     assert lookups(seen) == {"credential": 3, "mapping": 3}
+
+
+def wait_until(condition, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll a state another thread changes (the listener's): no event to await from here."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.02)
+
+
+def test_a_listener_that_loses_its_connection_stops_the_caches_until_it_listens_again(
+    app: FastAPI, listening: TestClient, owner_engine: Engine, tenant_a: TenantWorld,
+    series_url: str,
+) -> None:
+    headers = bearer_headers(listening, tenant_a.users["viewer"].email)
+    assert listening.get(series_url, headers=headers).status_code == 200
+    listener, principals = app.state.invalidations, app.state.principals
+    with owner_engine.begin() as connection:
+        killed = connection.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query = :listen"
+        ), {"listen": f"LISTEN {CHANNEL}"}).scalar_one()
+    assert killed == 1
+    # Notifications could be missed now: the caches answer nothing until it listens again.
+    wait_until(lambda: not principals.trusted)
+    with statements(app.state.engine) as seen:
+        assert listening.get(series_url, headers=headers).status_code == 200
+    assert lookups(seen)["credential"] == 1
+    wait_until(lambda: listener.listening.is_set() and principals.trusted)
+    # Listening again: a change is heard as before.
+    assert listening.get(series_url, headers=headers).status_code == 200
+    with owner_engine.begin() as connection:
+        connection.execute(update(ApiToken.__table__).values(revoked_at=ApiToken.created_at))
+    changed = time.monotonic()
+    while listening.get(series_url, headers=headers).status_code != 401:
+        assert time.monotonic() - changed < 1.0, "still served a second after the change"
