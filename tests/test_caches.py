@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -15,11 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import TenantWorld, bearer_headers
+from tests.conftest import TenantWorld, bearer_headers, database_at, test_settings
 from tests.peers import add_integration, add_mapping
 from webapp.db import tenant_session
 from webapp.integrations.models import ExternalSignalMapping
 from webapp.invalidation import CHANNEL, TenantCache, Topic, parse_notification
+from webapp.main import create_app
 from webapp.tenancy.models import ApiToken, Tenant, UserSession
 
 # --- the cache itself ---------------------------------------------------------------------------
@@ -299,3 +301,23 @@ def test_a_listener_that_loses_its_connection_stops_the_caches_until_it_listens_
     changed = time.monotonic()
     while listening.get(series_url, headers=headers).status_code != 401:
         assert time.monotonic() - changed < 1.0, "still served a second after the change"
+
+
+def test_a_database_that_announces_no_changes_keeps_the_caches_off(
+    tmp_path: Path, backend: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not migrated to 0008 (no triggers): other processes' changes would go unheard, so the
+    listener never trusts the caches."""
+    if backend != "postgresql":
+        pytest.skip("the triggers are PostgreSQL's")
+    with database_at("0007", "postgresql", tmp_path) as url:
+        application = create_app(test_settings(url))
+        try:
+            with TestClient(application):
+                # What the operator reads in the log, once the listener has given up.
+                wait_until(lambda: "run `optria-iq migrate`" in caplog.text)
+                assert not application.state.invalidations.listening.is_set()
+                assert not application.state.principals.trusted
+                assert not application.state.signals.trusted
+        finally:
+            application.state.engine.dispose()

@@ -36,6 +36,7 @@ from webapp.db import bound_tenant_id
 logger = logging.getLogger(__name__)
 
 CHANNEL = "optria_invalidate"
+TRIGGER = "optria_announce_change"  # migration 0008's, on every table the caches read
 PENDING_KEY = "optria_pending_invalidations"
 DEFAULT_TTL_SECONDS = 5.0
 MAX_ENTRIES = 50_000
@@ -291,7 +292,8 @@ class InvalidationListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._listen()
+                if not self._listen():
+                    return  # fail closed for the process's life: the caches stay untrusted
             except Exception:  # the link broke: distrust, then try again
                 logger.warning("cache invalidation listener lost its connection", exc_info=True)
             self.listening.clear()
@@ -321,7 +323,9 @@ class InvalidationListener:
             for cache in self.caches:
                 cache.set_trusted(trusted)
 
-    def _listen(self) -> None:
+    def _listen(self) -> bool:
+        """Listen until stopped (True) or the link breaks (raises); False if the database
+        does not announce changes at all."""
         pooled = self.engine.raw_connection()
         connection = pooled.driver_connection
         pooled.detach()  # held for the process's life: not the pool's to recycle
@@ -329,6 +333,14 @@ class InvalidationListener:
             connection.rollback()
             connection.autocommit = True
             with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s LIMIT 1", (TRIGGER,))
+                if cursor.fetchone() is None:
+                    # Not migrated to 0008: other processes' changes would go unannounced.
+                    logger.error(
+                        "the database announces no changes (run `optria-iq migrate`): the "
+                        "principal and signal caches stay off"
+                    )
+                    return False
                 cursor.execute(f"LISTEN {CHANNEL}")
             # Listening from here on: what was cached before may have missed a change.
             self._trust(True)
@@ -340,5 +352,6 @@ class InvalidationListener:
                 readable, _, _ = select.select([connection, self._wake_read], [], [])
                 if connection in readable:
                     connection.poll()
+            return True
         finally:
             pooled.close()
