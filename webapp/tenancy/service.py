@@ -458,34 +458,27 @@ def live_credentials(factory: sessionmaker[Session], digests: set[str]) -> set[s
     live hub asks every tick for every open stream). A live stream is activity: its browser
     session's idle clock is refreshed."""
     now = utcnow()
-    live_owner = (User.is_active.is_(True), Tenant.is_active.is_(True))
+
+    def live(
+        model: type[UserSession] | type[ApiToken], digest: ColumnElement[str],
+        last_seen: ColumnElement[datetime | None],
+    ) -> Select[tuple[str, int, datetime | None]]:
+        return (
+            select(digest.label("digest"), model.tenant_id, last_seen.label("last_seen"))
+            .join(User, User.id == model.user_id)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(
+                digest.in_(digests),
+                model.revoked_at.is_(None),
+                model.expires_at > now,
+                User.is_active.is_(True),
+                Tenant.is_active.is_(True),
+            )
+        )
+
     statement = union_all(
-        select(
-            UserSession.session_hash.label("digest"),
-            UserSession.tenant_id,
-            session_activity().label("last_seen"),
-        )
-        .join(User, User.id == UserSession.user_id)
-        .join(Tenant, Tenant.id == User.tenant_id)
-        .where(
-            UserSession.session_hash.in_(digests),
-            UserSession.revoked_at.is_(None),
-            UserSession.expires_at > now,
-            *live_owner,
-        ),
-        select(
-            ApiToken.token_hash.label("digest"),
-            ApiToken.tenant_id,
-            literal(None).label("last_seen"),
-        )
-        .join(User, User.id == ApiToken.user_id)
-        .join(Tenant, Tenant.id == User.tenant_id)
-        .where(
-            ApiToken.token_hash.in_(digests),
-            ApiToken.revoked_at.is_(None),
-            ApiToken.expires_at > now,
-            *live_owner,
-        ),
+        live(UserSession, UserSession.session_hash, session_activity()),
+        live(ApiToken, ApiToken.token_hash, literal(None)),
     )
     with factory() as session:
         rows = session.execute(statement.execution_options(**{AUTH_LOOKUP: True})).all()
