@@ -152,15 +152,15 @@ def _look_up_principal(
 
 
 def _switch_locale(
-    request: Request, db: Session, settings: Settings, user: User, locale: str
+    request: Request, db: Session, settings: Settings, key: tuple[str, str], user: User,
+    locale: str,
 ) -> User:
     stored = db.get(User, user.id)  # the row itself: the snapshot is shared and read-only
     if stored is None:
         return user
     set_locale(db, stored, locale)  # its commit drops the cached principal
     db.expunge(stored)
-    key = _credential_key(request)
-    return (key and _look_up_principal(request, db, settings, key)) or user
+    return _look_up_principal(request, db, settings, key) or user
 
 
 async def get_current_user(
@@ -189,7 +189,7 @@ async def get_current_user(
     requested_locale = request.query_params.get("lang")
     if requested_locale in SUPPORTED_LOCALES and requested_locale != user.locale:
         user = await run_in_threadpool(
-            _switch_locale, request, db, settings, user, requested_locale
+            _switch_locale, request, db, settings, key, user, requested_locale
         )
     request.state.user = user
     request.state.locale = user.locale if user.locale in SUPPORTED_LOCALES else "en"
