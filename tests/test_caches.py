@@ -150,6 +150,21 @@ def test_a_repeat_request_looks_up_neither_credential_nor_mapping(
     assert any("blackbox_event" in s for s in repeat)
 
 
+def test_the_chain_lock_rides_on_the_head_read(
+    app: FastAPI, listening: TestClient, tenant_a: TenantWorld, series_url: str,
+) -> None:
+    """The BlackBox batch's tenant setting and chain lock go in front of its head read: one
+    round trip, not three (DESIGN.md §17)."""
+    headers = bearer_headers(listening, tenant_a.users["viewer"].email)
+    with statements(app.state.engine) as seen:
+        assert listening.get(series_url, headers=headers).status_code == 200
+    [locking] = [s for s in seen if "pg_advisory_xact_lock" in s]
+    setting, lock, head_read = (part.strip() for part in locking.split(";"))
+    assert setting.startswith("SELECT set_config('app.tenant_id'")
+    assert lock.startswith("SELECT pg_advisory_xact_lock(")
+    assert "FROM blackbox_event" in head_read and "nextval" in head_read
+
+
 def test_a_revoked_token_stops_at_once(
     listening: TestClient, tenant_a: TenantWorld, series_url: str,
 ) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -172,7 +172,7 @@ def create_db_engine(url: str, *, as_app_role: bool = True, **kwargs: Any) -> En
             dbapi_connection.commit()
 
     if engine.dialect.name == "postgresql":
-        _fold_settings(engine)
+        _fold_preludes(engine)
 
     return engine
 
@@ -233,16 +233,17 @@ def _forget_rows_of_other_tenants(session: Session, tenant_id: int | None) -> No
 def transaction_lock(session: Session, namespace: int, key: int) -> None:
     """Serialise transactions on (namespace, key) until this one commits or rolls back.
 
-    PostgreSQL: a transaction-scoped advisory lock (namespaces keep unrelated locks apart).
+    PostgreSQL: a transaction-scoped advisory lock (namespaces keep unrelated locks apart),
+    taken in front of the transaction's next statement (see `_fold_preludes`).
     SQLite has one writer at a time and takes its write lock at a transaction's first write:
     a write matching no row takes it now — whatever the key — and holds it to the end, waiting
     for another writer up to busy_timeout.
     """
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
-            {"namespace": namespace, "key": key},
+        _before_next_statement(
+            connection, f"lock:{namespace}:{key}",
+            "SELECT pg_advisory_xact_lock(%({0})s, %({1})s)", (namespace, key),
         )
     else:
         connection.execute(text("UPDATE tenant SET id = id WHERE 0"))
@@ -255,48 +256,70 @@ def tenant_session(factory: sessionmaker[Session], tenant_id: int | None) -> Ite
         yield session
 
 
-PENDING_SETTINGS = "optria_pending_settings"
+PENDING_PRELUDES = "optria_pending_preludes"
 _FOLDING_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 # The only transaction-local settings the app sets (names are never taken from input).
 _SETTINGS = ("app.tenant_id", "app.auth_lookup")
+# A prelude: SQL whose parameters are named {0}, {1}, … and their values.
+Prelude = tuple[str, tuple[Any, ...]]
 
 
-def _fold_settings(engine: Engine) -> None:
-    """Transaction-local settings (the tenant, the auth-lookup flag) ride on the transaction's
-    next statement instead of a round trip each: they wait on the connection and go in front
-    of that statement (psycopg2 sends both as one query; the result is the statement's), so
-    they are in force before it runs, exactly as a statement of their own would be. Never
-    left behind: a transaction that ends, or a connection that goes back to the pool, without
-    another statement drops them (they would have ended with the transaction anyway)."""
+def _fold_preludes(engine: Engine) -> None:
+    """Transaction-local settings (the tenant, the auth-lookup flag) and advisory locks ride on
+    the transaction's next statement instead of a round trip each: they wait on the
+    connection, in order, and go in front of that statement (psycopg2 sends them as one query;
+    the result is the statement's). Each statement of such a query runs as it would on its
+    own: the settings are in force before the statement, and under READ COMMITTED it takes its
+    snapshot after the lock is granted, so it sees what the lock's previous holder committed.
+    Never left behind: a transaction that ends, or a connection that goes back to the pool,
+    without another statement drops them (nothing needed them, and they would have ended with
+    the transaction anyway)."""
     _FOLDING_ENGINES.add(engine)
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
-    def _carry_pending_settings(
+    def _carry_pending_preludes(
         connection: Any, cursor: Any, statement: str, parameters: Any, _context: Any,
         executemany: bool,
     ) -> tuple[str, Any]:
-        pending: dict[str, str] | None = connection.info.pop(PENDING_SETTINGS, None)
+        pending: dict[str, Prelude] | None = connection.info.pop(PENDING_PRELUDES, None)
         if not pending:
             return statement, parameters
-        prefix = "".join(
-            f"SELECT set_config('{name}', %(optria_setting_{index})s, true); "
-            for index, name in enumerate(pending)
-        )
-        values = {f"optria_setting_{index}": value for index, value in enumerate(pending.values())}
+        prefix, values = _render_preludes(pending.values())
         if executemany or not isinstance(parameters, dict):
             cursor.execute(prefix.rstrip("; "), values)
             return statement, parameters
         return prefix + statement, {**parameters, **values}
 
     def _drop_pending(connection: Any, *_args: Any) -> None:
-        connection.info.pop(PENDING_SETTINGS, None)
+        connection.info.pop(PENDING_PRELUDES, None)
 
     event.listen(engine, "commit", _drop_pending)
     event.listen(engine, "rollback", _drop_pending)
 
     @event.listens_for(engine, "checkin")
     def _drop_pending_on_checkin(_dbapi_connection: Any, record: Any) -> None:
-        record.info.pop(PENDING_SETTINGS, None)
+        record.info.pop(PENDING_PRELUDES, None)
+
+
+def _render_preludes(preludes: Iterable[Prelude]) -> tuple[str, dict[str, Any]]:
+    """`SELECT …; SELECT …; ` with uniquely named parameters, and their values."""
+    statements: list[str] = []
+    values: dict[str, Any] = {}
+    for index, (sql, arguments) in enumerate(preludes):
+        names = [f"optria_prelude_{index}_{position}" for position in range(len(arguments))]
+        statements.append(sql.format(*names) + "; ")
+        values.update(zip(names, arguments, strict=True))
+    return "".join(statements), values
+
+
+def _before_next_statement(connection: Any, key: str, sql: str, arguments: tuple[Any, ...]) -> None:
+    """Run `sql` (PostgreSQL) before the transaction's next statement; a later prelude with the
+    same key replaces its value."""
+    if connection.engine in _FOLDING_ENGINES:
+        connection.info.setdefault(PENDING_PRELUDES, {})[key] = (sql, arguments)
+        return
+    prefix, values = _render_preludes([(sql, arguments)])
+    connection.exec_driver_sql(prefix.rstrip("; "), values)
 
 
 def _set_transaction_setting(connection: Any, name: str, value: str) -> None:
@@ -304,10 +327,9 @@ def _set_transaction_setting(connection: Any, name: str, value: str) -> None:
     assert name in _SETTINGS
     if connection.dialect.name != "postgresql":
         return
-    if connection.engine in _FOLDING_ENGINES:
-        connection.info.setdefault(PENDING_SETTINGS, {})[name] = value
-        return
-    connection.execute(text(f"SELECT set_config('{name}', :value, true)"), {"value": value})
+    _before_next_statement(
+        connection, f"setting:{name}", f"SELECT set_config('{name}', %({{0}})s, true)", (value,)
+    )
 
 
 def _set_transaction_tenant(connection: Any, tenant_id: int | None) -> None:

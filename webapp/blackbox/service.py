@@ -111,9 +111,9 @@ def _append_rows(session: Session, drafts: Sequence[EventDraft]) -> list[dict[st
     # Events recorded earlier in this transaction come first in the chain: write them now.
     session.flush()
     now = utcnow()
-    previous_hash = _chain_head(session)
+    previous_hash, event_ids = _chain_head_and_next_ids(session, tenant_id, len(drafts))
     rows: list[dict[str, Any]] = []
-    for event_id, draft in zip(_next_event_ids(session, len(drafts)), drafts, strict=True):
+    for event_id, draft in zip(event_ids, drafts, strict=True):
         fields: dict[str, Any] = {
             "id": event_id,
             "tenant_id": tenant_id,
@@ -143,31 +143,39 @@ def verify_chain(session: Session, *, batch_size: int = VERIFY_BATCH_SIZE) -> Ch
     return verify(_events_in_chain_order(session, batch_size))
 
 
-def _next_event_ids(session: Session, count: int) -> list[int]:
-    """`count` fresh event ids, ascending (taken under the chain lock, so they follow the head)."""
+def _chain_head_and_next_ids(
+    session: Session, tenant_id: int, count: int
+) -> tuple[str, list[int]]:
+    """The tenant's newest event hash (GENESIS_HASH for a new chain) and `count` fresh event
+    ids, ascending; read under the chain lock, so the ids follow the head. On PostgreSQL one
+    statement (which the lock and the tenant setting ride on: one round trip)."""
     connection = session.connection()
+    newest_hash = (
+        select(_EVENT_TABLE.c.hash)
+        .where(_EVENT_TABLE.c.tenant_id == tenant_id)
+        .order_by(_EVENT_TABLE.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .correlate(None)
+    )
     if connection.dialect.name == "postgresql":
-        return sorted(
-            connection.execute(
-                text(
-                    "SELECT nextval(pg_get_serial_sequence('blackbox_event', 'id')) "
-                    "FROM generate_series(1, :count)"
-                ),
-                {"count": count},
-            ).scalars()
-        )
-    # Ids are global, so this Core statement reads past the tenant scope on purpose; under
-    # the write lock no other transaction can take the same ids.
-    newest = connection.execute(select(func.max(_EVENT_TABLE.c.id))).scalar() or 0
-    return list(range(newest + 1, newest + 1 + count))
+        head, ids = connection.execute(
+            select(newest_hash, _NEXT_EVENT_IDS), {"count": count}
+        ).one()
+        return head or GENESIS_HASH, sorted(ids)
+    # Ids are global, so this statement reads past the tenant scope on purpose; under the
+    # write lock no other transaction can take the same ids.
+    head, newest_id = connection.execute(
+        select(newest_hash, func.max(_EVENT_TABLE.c.id))
+    ).one()
+    newest_id = newest_id or 0
+    return head or GENESIS_HASH, list(range(newest_id + 1, newest_id + 1 + count))
 
 
-def _chain_head(session: Session) -> str | None:
-    """The newest event's hash (the tenant scope applies); GENESIS_HASH for a new chain."""
-    newest = session.execute(
-        select(BlackBoxEvent.hash).order_by(BlackBoxEvent.id.desc()).limit(1)
-    ).first()
-    return GENESIS_HASH if newest is None else newest.hash
+_NEXT_EVENT_IDS = text(
+    "ARRAY(SELECT nextval(pg_get_serial_sequence('blackbox_event', 'id')) "
+    "FROM generate_series(1, :count))"
+)
 
 
 def _events_in_chain_order(session: Session, batch_size: int) -> Iterator[RowMapping]:
