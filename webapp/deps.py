@@ -12,11 +12,11 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, HTTPException, Path, Query, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.blackbox.writer import EventWriter
 from webapp.config import Settings
-from webapp.db import bind_tenant, utcnow
+from webapp.db import bind_tenant, tenant_session, utcnow
 from webapp.integrations.service import SourceAccess
 from webapp.invalidation import TenantCache
 from webapp.live.hub import TooManyStreams
@@ -44,22 +44,7 @@ async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_db(request: Request) -> AsyncIterator[Session]:
-    """A session that connects on its first statement; most views end their transactions in
-    `db_call`, so closing it is pure bookkeeping — else the rollback runs in a worker thread."""
-    session: Session = request.app.state.session_factory()
-    try:
-        yield session
-    finally:
-        if session.get_transaction() is None:
-            session.close()
-        else:
-            await run_in_threadpool(session.close)
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-# Closed before the response is sent, so long responses (streams) never hold a connection.
-SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
 async def get_sources(request: Request) -> SourceAccess:
@@ -73,11 +58,13 @@ SourcesDep = Annotated[SourceAccess, Depends(get_sources)]
 @dataclass(frozen=True, slots=True)
 class ReadPath:
     """What a read of plant data needs (DESIGN.md §17): how to reach the sources, the signal
-    cache, and the process's BlackBox group-commit writer. One dependency, not three: on the
-    read path each dependency FastAPI resolves costs about as much as a database round trip."""
+    cache (and sessions for its misses), and the process's BlackBox group-commit writer. One
+    dependency, not four: on the read path each dependency FastAPI resolves costs about as much
+    as a database round trip."""
 
     sources: SourceAccess
     signals: SignalCache
+    sessions: sessionmaker[Session]
     blackbox: EventWriter
 
 
@@ -124,27 +111,24 @@ def _credential_key(request: Request) -> tuple[str, str] | None:
     return ("session", token_digest(session_id))
 
 
-def _look_up_principal(
-    request: Request, db: Session, settings: Settings, key: tuple[str, str]
-) -> User | None:
-    """The credential's user from the database (binding `db` to the tenant), then cached."""
+def _look_up_principal(request: Request, settings: Settings, key: tuple[str, str]) -> User | None:
+    """The credential's user from the database (a session of its own, bound to no tenant until
+    the lookup binds it), then cached as a detached snapshot."""
     principals: PrincipalCache = request.app.state.principals
     generation = principals.generation
-    if key[0] == "bearer":
-        credential = user_for_api_token(db, bearer_token(request) or "")
-    else:
-        credential = user_for_session(
-            db, request.state.session_id, idle_timeout=idle_timeout(settings)
-        )
-    if credential is None:
-        return None
-    user = credential.user
-    # End the read transaction: the connection returns to the pool until the next query,
-    # so an async view awaiting a slow historian never pins one. The principal becomes a
-    # detached snapshot, so a later rollback (a failed lookup) cannot expire it mid-render.
-    db.commit()
-    db.expunge(user.tenant)
-    db.expunge(user)
+    with tenant_session(request.app.state.session_factory, None) as db:
+        if key[0] == "bearer":
+            credential = user_for_api_token(db, bearer_token(request) or "")
+        else:
+            credential = user_for_session(
+                db, request.state.session_id, idle_timeout=idle_timeout(settings)
+            )
+        if credential is None:
+            return None
+        user = credential.user
+        db.commit()  # a browser session's activity, when the lookup touched it
+        db.expunge(user.tenant)
+        db.expunge(user)
     seconds_left = (credential.expires_at - utcnow()).total_seconds()
     principals.put(key, user, tenant_id=user.tenant_id, generation=generation,
                    until=time.monotonic() + seconds_left)
@@ -152,44 +136,44 @@ def _look_up_principal(
 
 
 def _switch_locale(
-    request: Request, db: Session, settings: Settings, key: tuple[str, str], user: User,
-    locale: str,
+    request: Request, settings: Settings, key: tuple[str, str], user: User, locale: str
 ) -> User:
-    stored = db.get(User, user.id)  # the row itself: the snapshot is shared and read-only
-    if stored is None:
-        return user
-    set_locale(db, stored, locale)  # its commit drops the cached principal
-    db.expunge(stored)
-    return _look_up_principal(request, db, settings, key) or user
+    with tenant_session(request.app.state.session_factory, user.tenant_id) as db:
+        stored = db.get(User, user.id)  # the row itself: the snapshot is shared and read-only
+        if stored is None:
+            return user
+        set_locale(db, stored, locale)  # its commit drops the cached principal
+    return _look_up_principal(request, settings, key) or user
 
 
 async def get_current_user(
     request: Request,
-    db: SessionDep,
     _bearer: Annotated[str | None, Security(oauth2_scheme)] = None,
 ) -> User:
-    """The authenticated, active user of an active tenant; binds `db` to that tenant.
+    """The authenticated, active user of an active tenant.
 
     Tenant access is decided here and only here: inactive users and inactive tenants never
-    resolve (the session/token lookup filters them), so every route behind it is scoped.
-    A cached principal costs no database round trip and no worker thread.
+    resolve (the session/token lookup filters them), and the request's database session is
+    opened for this user's tenant (`get_db`), so every route behind it is scoped. A browser
+    session's cookie authenticates an unsafe request only with its CSRF token. A cached
+    principal costs no database round trip, no worker thread and no session.
     """
     settings: Settings = request.app.state.settings
     key = _credential_key(request)
     if key is None:
         raise NotAuthenticated()
+    if key[0] == "session" and request.method not in SAFE_METHODS:
+        await _check_csrf_token(request, request.state.session_id)
     principals: PrincipalCache = request.app.state.principals
     user = principals.get(key)
-    if user is not None:
-        bind_tenant(db, user.tenant_id)
-    else:
-        user = await run_in_threadpool(_look_up_principal, request, db, settings, key)
+    if user is None:
+        user = await run_in_threadpool(_look_up_principal, request, settings, key)
         if user is None:
             raise NotAuthenticated()
     requested_locale = request.query_params.get("lang")
     if requested_locale in SUPPORTED_LOCALES and requested_locale != user.locale:
         user = await run_in_threadpool(
-            _switch_locale, request, db, settings, key, user, requested_locale
+            _switch_locale, request, settings, key, user, requested_locale
         )
     request.state.user = user
     request.state.locale = user.locale if user.locale in SUPPORTED_LOCALES else "en"
@@ -200,6 +184,46 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def _open_session(request: Request, tenant_id: int | None) -> Session:
+    session: Session = request.app.state.session_factory()
+    bind_tenant(session, tenant_id)
+    return session
+
+
+async def _close_session(session: Session) -> None:
+    # Most views end their transactions in `db_call`, so closing is pure bookkeeping; else
+    # the rollback runs in a worker thread.
+    if session.get_transaction() is None:
+        session.close()
+    else:
+        await run_in_threadpool(session.close)
+
+
+async def get_db(request: Request, user: CurrentUser) -> AsyncIterator[Session]:
+    """A session opened for the authenticated user's tenant (it connects on its first
+    statement): a route that takes one has authenticated first."""
+    session = _open_session(request, user.tenant_id)
+    try:
+        yield session
+    finally:
+        await _close_session(session)
+
+
+async def get_public_db(request: Request) -> AsyncIterator[Session]:
+    """A session bound to no tenant (it sees no tenant's rows) for the routes before
+    authentication: login, logout, token issue."""
+    session = _open_session(request, None)
+    try:
+        yield session
+    finally:
+        await _close_session(session)
+
+
+# Closed before the response is sent, so long responses (streams) never hold a connection.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+PublicSessionDep = Annotated[Session, Depends(get_public_db, scope="function")]
 
 
 async def db_call(db: Session, work: Callable[..., T], *args: Any) -> T:
@@ -269,12 +293,17 @@ AdminUser = Annotated[User, Depends(require_role(Role.tenant_admin))]
 
 
 async def verify_csrf(request: Request) -> None:
-    """Unsafe requests riding on the session cookie must carry the session-bound token."""
+    """For a route that does not authenticate (logout): an unsafe request riding on the session
+    cookie must carry the session-bound token. Authenticated routes check it in
+    `get_current_user`."""
     if request.method in SAFE_METHODS or bearer_token(request) is not None:
         return
     session_id = request.session.get(SESSION_KEY)
-    if not session_id:
-        return  # not authenticated by cookie: authentication answers instead
+    if session_id:  # else not authenticated by cookie: authentication answers instead
+        await _check_csrf_token(request, session_id)
+
+
+async def _check_csrf_token(request: Request, session_id: str) -> None:
     given = request.headers.get("X-CSRF-Token")
     content_type = request.headers.get("content-type", "")
     if not given and content_type.startswith(
@@ -299,6 +328,7 @@ __all__ = [
     "EngineerUser",
     "NotAuthenticated",
     "OperatorUser",
+    "PublicSessionDep",
     "ReadPath",
     "ReadPathDep",
     "SessionDep",

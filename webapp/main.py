@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -28,7 +29,7 @@ from webapp.config import PROJECT_ROOT, Settings, get_settings
 from webapp.connectors.registry import close_all_connectors
 from webapp.db import create_db_engine, create_session_factory, role_bypasses_rls, tenant_session
 from webapp.demo.seed import demo_tenant, seed_demo_signal_mappings
-from webapp.deps import NotAuthenticated, ReadPath, verify_csrf, wants_json
+from webapp.deps import NotAuthenticated, ReadPath, wants_json
 from webapp.health import views as health_views
 from webapp.health.service import HealthMonitor
 from webapp.integrations import views as integration_views
@@ -210,7 +211,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.charts = LiveCharts(app.state.hub)
         app.state.blackbox = EventWriter(app.state.session_factory)
         app.state.blackbox.start()
-        app.state.read_path = ReadPath(app.state.sources, app.state.signals, app.state.blackbox)
+        app.state.read_path = ReadPath(
+            app.state.sources, app.state.signals, app.state.session_factory, app.state.blackbox
+        )
         app.state.scanner = Scanner(
             session_factory=app.state.session_factory,
             hub=app.state.hub,
@@ -221,9 +224,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.scanner.start()
         app.state.serving = True
+        # What exists now (modules, mappers, routes, templates) lives as long as the app: out of
+        # the cycle collector's sight. Otherwise each full collection walks it again, and with
+        # requests awaiting the BlackBox writer those come often: a third of the read path's
+        # CPU under load (DESIGN.md §17). Undone at shutdown, so nothing stays frozen.
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             app.state.serving = False
             await app.state.scanner.aclose()
             await app.state.hub.aclose()
@@ -266,19 +275,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
-    csrf = [Depends(verify_csrf)]
+    # Authentication checks the CSRF token of a cookie-authenticated unsafe request (deps.py).
     app.include_router(liveness)
     app.include_router(tenancy_views.router)
-    app.include_router(tenancy_views.users_router, dependencies=csrf)
-    app.include_router(twin_views.router, dependencies=csrf)
-    app.include_router(asset_views.router, dependencies=csrf)
-    app.include_router(health_views.router, dependencies=csrf)
-    app.include_router(blackbox_views.router, dependencies=csrf)
-    app.include_router(integration_views.router, dependencies=csrf)
-    app.include_router(alarm_views.router, dependencies=csrf)
-    app.include_router(alarm_views.pages, dependencies=csrf)
-    app.include_router(trend_views.router, dependencies=csrf)
-    app.include_router(logbook_views.router, dependencies=csrf)
+    app.include_router(tenancy_views.users_router)
+    app.include_router(twin_views.router)
+    app.include_router(asset_views.router)
+    app.include_router(health_views.router)
+    app.include_router(blackbox_views.router)
+    app.include_router(integration_views.router)
+    app.include_router(alarm_views.router)
+    app.include_router(alarm_views.pages)
+    app.include_router(trend_views.router)
+    app.include_router(logbook_views.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -12,6 +12,7 @@ from webapp.deps import (
     SESSION_KEY,
     AdminUser,
     CurrentUser,
+    PublicSessionDep,
     SessionDep,
     SettingsDep,
     bearer_token,
@@ -83,7 +84,7 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post("/login", include_in_schema=False)
 def login_submit(
     request: Request,
-    db: SessionDep,
+    db: PublicSessionDep,
     settings: SettingsDep,
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
@@ -122,7 +123,7 @@ def login_submit(
 
 
 @router.post("/logout", include_in_schema=False, dependencies=[Depends(verify_csrf)])
-def logout(request: Request, db: SessionDep) -> Response:
+def logout(request: Request, db: PublicSessionDep) -> Response:
     session_id = request.session.get(SESSION_KEY)
     if session_id:
         # Even a deactivated user's session: reactivating them must not revive it.
@@ -140,7 +141,7 @@ def logout(request: Request, db: SessionDep) -> Response:
 def issue_token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    db: SessionDep,
+    db: PublicSessionDep,
     settings: SettingsDep,
 ) -> TokenResponse:
     try:
@@ -170,7 +171,6 @@ def issue_token(
     response_model=TokenRevoked,
     tags=["auth"],
     responses={400: {"description": "No bearer token presented"}},
-    dependencies=[Depends(verify_csrf)],
 )
 def revoke_token(request: Request, db: SessionDep, user: CurrentUser) -> TokenRevoked:
     """Revoke the bearer token this request presents; it answers 401 from then on."""
@@ -188,7 +188,6 @@ def revoke_token(request: Request, db: SessionDep, user: CurrentUser) -> TokenRe
 # --- users (tenant_admin) ----------------------------------------------------------------------
 
 UserId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
-# Included behind the CSRF check (main.py), like every other data router.
 users_router = APIRouter(prefix="/api/users", tags=["users"])
 
 

@@ -13,8 +13,9 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from webapp.alarms import service as alarm_service
@@ -26,7 +27,7 @@ from webapp.assets.schemas import AssetOut
 from webapp.assets.views import asset_or_404
 from webapp.blackbox.service import EventDraft
 from webapp.blackbox.writer import EventsNotRecorded, EventWriter
-from webapp.db import as_utc, utcnow
+from webapp.db import as_utc, tenant_session, utcnow
 from webapp.deps import (
     AssetId,
     CurrentUser,
@@ -60,7 +61,6 @@ from webapp.timeseries.service import (
     SeriesMode,
     SeriesRead,
     Signal,
-    SignalCache,
     SourceUnavailable,
 )
 from webapp.twin.charts import ChartLimit
@@ -108,24 +108,32 @@ def _chart_limits(db: Session, signal: Signal) -> tuple[ChartLimit, ...]:
     )
 
 
-async def signal_or_404(
-    db: Session, signals: SignalCache, user: User, asset_id: int, metric: str
-) -> Signal:
+async def signal_or_404(path: ReadPath, user: User, asset_id: int, metric: str) -> Signal:
     """The signal from the cache (a few seconds old at most, dropped on any change of the
-    tenant's mappings, integrations or assets) or one lookup; 404 as `_signal_or_404`."""
+    tenant's mappings, integrations or assets) or one lookup in a session of its own, so a
+    read that hits the cache needs none; 404 as `_signal_or_404`."""
     key = (user.tenant_id, asset_id, metric)
-    signal = signals.get(key)
+    signal = path.signals.get(key)
     if signal is None:
-        generation = signals.generation
-        signal = await db_call(db, _signal_or_404, asset_id, metric)
-        signals.put(key, signal, tenant_id=user.tenant_id, generation=generation)
+        generation = path.signals.generation
+        signal = await run_in_threadpool(
+            _look_up_signal, path.sessions, user.tenant_id, asset_id, metric
+        )
+        path.signals.put(key, signal, tenant_id=user.tenant_id, generation=generation)
     return signal
 
 
+def _look_up_signal(
+    sessions: sessionmaker[Session], tenant_id: int, asset_id: int, metric: str
+) -> Signal:
+    with tenant_session(sessions, tenant_id) as db:
+        return _signal_or_404(db, asset_id, metric)
+
+
 async def _signal_and_limits(
-    db: Session, signals: SignalCache, user: User, asset_id: int, metric: str
+    db: Session, path: ReadPath, user: User, asset_id: int, metric: str
 ) -> tuple[Signal, tuple[ChartLimit, ...]]:
-    signal = await signal_or_404(db, signals, user, asset_id, metric)
+    signal = await signal_or_404(path, user, asset_id, metric)
     return signal, await db_call(db, _chart_limits, signal)
 
 
@@ -242,12 +250,11 @@ def list_asset_metrics(asset_id: AssetId, db: SessionDep, _user: CurrentUser) ->
 async def metric_series(
     asset_id: AssetId,
     metric_name: MetricName,
-    db: SessionDep,
     user: CurrentUser,
     path: ReadPathDep,
     window: WindowQuery,
 ) -> FastJSONResponse:
-    signal = await signal_or_404(db, path.signals, user, asset_id, metric_name)
+    signal = await signal_or_404(path, user, asset_id, metric_name)
     read = await read_series_for_user(path, user, signal, window)
     # Built directly: a response model would re-validate thousands of points; orjson writes
     # them several times faster than the standard library.
@@ -303,7 +310,7 @@ async def metric_series_csv(
     window: WindowQuery,
 ) -> Response:
     """The series API's points as a CSV download (one SENSOR event, like the JSON)."""
-    signal = await signal_or_404(db, path.signals, user, asset_id, metric_name)
+    signal = await signal_or_404(path, user, asset_id, metric_name)
     asset = await db_call(db, asset_or_404, asset_id)
     read = await read_series_for_user(path, user, signal, window)
     filename = _csv_filename(asset.code, signal.metric, read)
@@ -523,7 +530,7 @@ async def metric_view(
     status_code = 200
     try:
         window = _metric_window(chart_range, from_time, to_time, tz)
-        signal, limits = await _signal_and_limits(db, path.signals, user, asset_id, metric_name)
+        signal, limits = await _signal_and_limits(db, path, user, asset_id, metric_name)
         read = await read_series_for_user(path, user, signal, window)
         timezone = user.tenant.timezone
         context["metric"] = {
@@ -651,7 +658,7 @@ async def metric_fragment_stream(
     hub = _hub(request)
     with stream_slot(request, user, settings) as release:
         # The chart's limits are read once, here (one edited later shows on the next stream).
-        signal, limits = await _signal_and_limits(db, path.signals, user, asset_id, metric_name)
+        signal, limits = await _signal_and_limits(db, path, user, asset_id, metric_name)
         charts = _charts(request)
         chart_key = await _ensure_chart(charts, path, user, signal, chart_range)
         # Everything the stream needs is copied now: no database session while it streams.
@@ -709,7 +716,6 @@ async def metric_point_stream(
     request: Request,
     asset_id: AssetId,
     metric_name: MetricName,
-    db: SessionDep,
     user: CurrentUser,
     path: ReadPathDep,
     settings: SettingsDep,
@@ -717,7 +723,7 @@ async def metric_point_stream(
     """`event: point` per new reading, `id:` its timestamp; honours Last-Event-ID."""
     hub = _hub(request)
     with stream_slot(request, user, settings) as release:
-        signal = await signal_or_404(db, path.signals, user, asset_id, metric_name)
+        signal = await signal_or_404(path, user, asset_id, metric_name)
         latest = await hub.latest(signal)
         if latest is None:
             failure = SourceUnavailable(signal, f"The source for {signal.metric} is unavailable")
