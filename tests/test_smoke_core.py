@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import gc
+
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import TenantWorld, bearer_headers, browser_login
@@ -26,3 +29,14 @@ def test_browser_login_then_twin_grid(client: TestClient, tenant_a: TenantWorld)
     page = client.get("/twins")
     assert page.status_code == 200
     assert page.text.count('data-role="asset-card"') == len(tenant_a.assets)
+
+
+def test_serving_keeps_what_startup_built_from_the_cycle_collector_until_shutdown(
+    app: FastAPI,
+) -> None:
+    """DESIGN.md §17: full collections must not walk the app's own modules, mappers and
+    routes again and again under load; nothing stays frozen once the app has stopped."""
+    with TestClient(app) as serving:
+        assert serving.get("/healthz").status_code == 200
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
