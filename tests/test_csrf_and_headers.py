@@ -10,8 +10,10 @@ import pytest
 from bs4 import BeautifulSoup
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from tests.conftest import TenantWorld, bearer_headers, browser_login
+from tests.peers import event_count
 from webapp.config import Settings
 from webapp.main import create_app
 
@@ -87,6 +89,33 @@ def test_cookie_post_with_the_page_csrf_token_works(
     assert response.status_code == 201, response.text
     assert response.json()["code"] == NEW_ASSET["code"]
     assert NEW_ASSET["code"] in asset_codes(client)
+
+
+# The unsafe routes outside the published API, besides login (refused cross-site by its own
+# check) and logout (tested below).
+HTML_FORM_ROUTES = [("POST", "/alarms/{alarm_id}/ack"), ("POST", "/logbook")]
+
+
+def test_every_unsafe_route_refuses_a_cookie_request_without_the_token(
+    app: FastAPI, client: TestClient, owner_engine: Engine, tenant_a: TenantWorld
+) -> None:
+    """Whichever route: a browser session's cookie alone never changes anything (403 before
+    the route runs, no BlackBox event), even for the role allowed to make the change."""
+    operations = [
+        (method.upper(), path)
+        for path, item in app.openapi()["paths"].items()
+        for method in item
+        if method in {"post", "put", "patch", "delete"} and path != "/api/auth/token"
+    ]
+    assert len(operations) >= 15, operations  # the published API's writes, not a handful
+    browser_login(client, tenant_a.admin.email)
+    events_before = event_count(owner_engine, tenant_id=tenant_a.tenant.id)
+    for method, path in operations + HTML_FORM_ROUTES:
+        url = re.sub(r"\{[a-z_]+\}", "1", path)
+        response = client.request(method, url, json={})
+        assert response.status_code == 403, (method, path, response.status_code)
+        assert "csrf" in response.text.lower(), (method, path)  # JSON or an error page
+    assert event_count(owner_engine, tenant_id=tenant_a.tenant.id) == events_before
 
 
 def test_csrf_token_of_another_session_is_rejected(
